@@ -1,0 +1,58 @@
+# One entry point for a newcomer: `make run` (local stack) and `make test` (everything CI runs).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+PIP   := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+# Debian packages the tests and the local stack use (installed when missing, as root).
+APT_PACKAGES ?= mosquitto mosquitto-clients socat
+PYTHON ?= python3
+
+.PHONY: help setup system-deps run test test-fast bench check schemas clean
+
+help:
+	@echo "make run    - whole stack locally: broker, simulated meter, every service, web page"
+	@echo "make test   - install what is missing, then run the full test suite (what CI runs)"
+	@echo "make bench  - benchmarks; results written to BENCHMARKS.md"
+	@echo "make check  - ruff + mypy"
+	@echo "make setup  - virtualenv in $(VENV) with every console script"
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "note: missing Debian packages:$$missing (run 'sudo make system-deps'; tests that need them are skipped)"; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python -m p1common.runstack $(if $(SERIAL),--serial $(SERIAL),)
+
+test: setup
+	bash scripts/test.sh
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m 'not slow' -x
+
+bench: setup
+	$(VENV)/bin/python -m bench.run
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy services
+
+schemas: $(STAMP)
+	$(VENV)/bin/p1-schemas docs/schemas
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

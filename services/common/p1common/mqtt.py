@@ -1,0 +1,214 @@
+"""MQTT client wrapper on paho-mqtt 2.x shared by every service.
+
+What it adds to paho: the status contract (last will ``offline`` and birth
+``online``, retained, on ``p1/status/<client-id>``), reconnect forever with
+back-off (also when the broker is down at start), subscriptions restored after
+every reconnect, JSON helpers that refuse bad payloads with a count instead of an
+exception, and a clean stop. Handlers run on paho's network thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .metrics import (
+    MQTT_BAD_PAYLOADS,
+    MQTT_CONNECTED,
+    MQTT_HANDLER_ERRORS,
+    MQTT_PUBLISHED,
+    MQTT_RECEIVED,
+)
+from .settings import MqttUrl
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+MAX_JSON_BYTES = 256 * 1024
+
+
+class BadPayload(ValueError):
+    """A payload is not what the contract says (bad JSON, wrong type, too big)."""
+
+
+def decode_json(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    if len(payload) > max_bytes:
+        raise BadPayload(f"payload of {len(payload)} bytes is over the {max_bytes} byte limit")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadPayload(f"not JSON: {exc}") from None
+
+
+def decode_json_object(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    obj = decode_json(payload, max_bytes)
+    if not isinstance(obj, dict):
+        raise BadPayload(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+class MqttClient:
+    """One connection to the broker for one service (or device emulation)."""
+
+    def __init__(
+        self,
+        client_id: str,
+        url: MqttUrl,
+        topics: Topics | None = None,
+        *,
+        keepalive_s: int = 30,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        ca_file: str | None = None,
+        status: bool = True,
+    ) -> None:
+        self.client_id = client_id
+        self.url = url
+        self.topics = topics or Topics()
+        self.status_topic = self.topics.status(client_id) if status else None
+        self.connected = threading.Event()
+        self._subs: list[tuple[str, int, Handler]] = []
+        self._lock = threading.Lock()
+        self._connect_listeners: list[Callable[[], None]] = []
+        self.connect_count = 0
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        self._client.enable_logger(logging.getLogger("paho"))
+        if url.username:
+            self._client.username_pw_set(url.username, url.password)
+        if url.tls:
+            ctx = ssl.create_default_context(cafile=ca_file)
+            self._client.tls_set_context(ctx)
+        if self.status_topic:
+            self._client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        self._client.reconnect_delay_set(
+            min_delay=max(1, int(min_backoff_s)), max_delay=int(max_backoff_s)
+        )
+        self._client.max_queued_messages_set(10000)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._keepalive = keepalive_s
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; retries forever until :meth:`stop`."""
+        log.info("connecting to %s as %s", self.url.redacted(), self.client_id)
+        self._client.connect_async(self.url.host, self.url.port, keepalive=self._keepalive)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float = 10.0) -> bool:
+        return self.connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Say ``offline`` (the will is only for crashes), then disconnect."""
+        self._stopping = True
+        if self.status_topic and self.connected.is_set():
+            info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+        MQTT_CONNECTED.labels(self.client_id).set(0)
+
+    def on_connected(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (on the network thread) after each (re)connection."""
+        self._connect_listeners.append(fn)
+
+    # -- subscribe / publish -----------------------------------------------------
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        with self._lock:
+            self._subs.append((pattern, qos, handler))
+        if self.connected.is_set():
+            self._client.subscribe(pattern, qos)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self._client.publish(topic, data, qos=qos, retain=retain)
+        MQTT_PUBLISHED.labels(self.client_id).inc()
+
+    def publish_json(self, topic: str, obj: Any, qos: int = 0, retain: bool = False) -> None:
+        self.publish(topic, dumps(obj), qos=qos, retain=retain)
+
+    def clear_retained(self, topic: str) -> None:
+        self._client.publish(topic, b"", qos=1, retain=True)
+
+    # -- paho callbacks ------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        self.connect_count += 1
+        log.info("connected to %s (connection #%d)", self.url.redacted(), self.connect_count)
+        if self.status_topic:
+            client.publish(self.status_topic, b"online", qos=1, retain=True)
+        with self._lock:
+            subs = list(self._subs)
+        seen: set[tuple[str, int]] = set()
+        for pattern, qos, _ in subs:
+            if (pattern, qos) not in seen:
+                seen.add((pattern, qos))
+                client.subscribe(pattern, qos)
+        self.connected.set()
+        MQTT_CONNECTED.labels(self.client_id).set(1)
+        for fn in self._connect_listeners:
+            try:
+                fn()
+            except Exception:
+                log.exception("connect listener failed")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        was = self.connected.is_set()
+        self.connected.clear()
+        MQTT_CONNECTED.labels(self.client_id).set(0)
+        if was and not self._stopping:
+            log.warning("lost the broker (%s); reconnecting with back-off", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+        MQTT_RECEIVED.labels(self.client_id).inc()
+        with self._lock:
+            subs = list(self._subs)
+        for pattern, _, handler in subs:
+            if mqtt.topic_matches_sub(pattern, msg.topic):
+                try:
+                    handler(msg.topic, msg.payload)
+                except BadPayload as exc:
+                    kind = self.topics.parse(msg.topic)
+                    MQTT_BAD_PAYLOADS.labels(self.client_id, kind.kind if kind else "other").inc()
+                    log.warning("ignored a bad payload on %s: %s", msg.topic, exc)
+                except Exception:
+                    MQTT_HANDLER_ERRORS.labels(self.client_id).inc()
+                    log.exception("handler for %s failed on %s", pattern, msg.topic)
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so a service's main loop ends cleanly."""
+    event = threading.Event()
+
+    def _handler(signum: int, frame: object) -> None:
+        logging.getLogger("p1").info("got %s, stopping", signal.Signals(signum).name)
+        event.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+    return event

@@ -1,0 +1,243 @@
+"""Payload models of the MQTT contract (v1), one place for every field name and unit.
+
+These pydantic models are the contract's documentation and its validator: the JSON
+Schemas in ``docs/schemas/`` are generated from them (``p1-schemas``), the tests
+validate what services publish against them, and consumers use them to refuse a
+bad payload with a message naming the field. Publishers build plain dicts on the
+hot path (no model per telegram); ``None`` values are left out, never invented.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import CONTRACT_VERSION
+
+Iso = str  # ISO 8601 with UTC offset, e.g. 2026-01-15T13:45:00+01:00
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MonthMax(_Model):
+    """One entry of the eMUCS 0-0:98.1.0 history: a month's highest quarter."""
+
+    month: str = Field(description="YYYY-MM of the month the peak belongs to")
+    ts: Iso | None = Field(None, description="when that quarter ended (meter clock)")
+    peak_w: float
+
+
+class MbusDevice(_Model):
+    channel: int = Field(ge=1, le=4)
+    device_type: int | None = Field(None, description="M-Bus device type: 3 gas, 7 water, 4/12 heat")
+    kind: Literal["gas", "water", "heat", "cold", "other"] = "other"
+    equipment_id: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    ts: Iso | None = None
+    valve: int | None = None
+
+
+class PowerFailure(_Model):
+    end_ts: Iso
+    duration_s: int
+
+
+class Reading(_Model):
+    """``p1/<site>/reading``: everything the meter said, flat, units in the names."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: int = CONTRACT_VERSION
+    site: str
+    source: Literal["p1", "legacy", "sim", "replay"] = Field(
+        description="p1 = p1-reader on a port, legacy = bridge-multicast, replay = capture file"
+    )
+    ts: Iso = Field(description="meter clock with the offset from its S/W flag; host clock if the meter sends none")
+    ts_source: Literal["meter", "host"] | None = None
+    meter_id: str | None = Field(None, description="equipment id 0-0:96.1.1 (hex decoded when printable)")
+    header: str | None = Field(None, description="identification line without the '/'")
+    dsmr_version: str | None = Field(None, description="1-3:0.2.8 or Fluvius 0-0:96.1.4")
+    tariff: int | None = Field(None, description="1 = day/normal, 2 = night/low")
+    import_t1_kwh: float | None = None
+    import_t2_kwh: float | None = None
+    export_t1_kwh: float | None = None
+    export_t2_kwh: float | None = None
+    import_kwh: float | None = Field(None, description="T1 + T2 (or the single-rate counter)")
+    export_kwh: float | None = None
+    import_w: float | None = None
+    export_w: float | None = None
+    net_w: float | None = Field(None, description="import_w - export_w (positive = import)")
+    l1_import_w: float | None = None
+    l2_import_w: float | None = None
+    l3_import_w: float | None = None
+    l1_export_w: float | None = None
+    l2_export_w: float | None = None
+    l3_export_w: float | None = None
+    l1_voltage_v: float | None = None
+    l2_voltage_v: float | None = None
+    l3_voltage_v: float | None = None
+    l1_current_a: float | None = None
+    l2_current_a: float | None = None
+    l3_current_a: float | None = None
+    avg_demand_w: float | None = Field(None, description="eMUCS 1-0:1.4.0 current quarter average demand")
+    month_max_w: float | None = Field(None, description="eMUCS 1-0:1.6.0 this month's highest quarter")
+    month_max_ts: Iso | None = None
+    month_max_history: list[MonthMax] | None = Field(None, description="eMUCS 0-0:98.1.0, oldest first")
+    breaker: int | None = Field(None, description="0-0:96.3.10 breaker state (1 = closed)")
+    limiter_w: float | None = Field(None, description="0-0:17.0.0 power limiter threshold")
+    fuse_limit_a: float | None = Field(None, description="1-0:31.4.0 fuse supervision threshold")
+    message: str | None = Field(None, description="0-0:96.13.0 text message (decoded)")
+    message_code: str | None = Field(None, description="0-0:96.13.1 numeric message")
+    power_failures: int | None = None
+    long_power_failures: int | None = None
+    power_failure_log: list[PowerFailure] | None = None
+    l1_voltage_sags: int | None = None
+    l2_voltage_sags: int | None = None
+    l3_voltage_sags: int | None = None
+    l1_voltage_swells: int | None = None
+    l2_voltage_swells: int | None = None
+    l3_voltage_swells: int | None = None
+    gas_m3: float | None = None
+    gas_ts: Iso | None = None
+    gas_id: str | None = None
+    gas_valve: int | None = None
+    water_m3: float | None = None
+    water_ts: Iso | None = None
+    water_id: str | None = None
+    heat_gj: float | None = None
+    heat_ts: Iso | None = None
+    mbus: list[MbusDevice] | None = Field(None, description="every M-Bus channel as sent")
+    extra: dict[str, str] | None = Field(None, description="OBIS codes we do not know, raw value text")
+
+
+class Live(_Model):
+    """``p1/<site>/live``: compact, for ESP8266 devices (small heap)."""
+
+    ts: int = Field(description="Unix time (s)")
+    imp: int = Field(description="import W")
+    exp: int = Field(description="export W")
+    tar: int | None = Field(None, description="tariff")
+
+
+class Peak(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    site: str
+    ts: Iso
+    quarter_start: Iso
+    energy_wh: float
+    avg_w: float
+    forecast_w: float
+    threshold_w: float
+    headroom_w: float
+    level: Literal["ok", "warn", "alarm"]
+    month_peak_w: float
+    meter_avg_demand_w: float | None = None
+
+
+class QuarterRecord(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    site: str
+    start: Iso
+    end: Iso
+    energy_wh: float
+    avg_w: float
+    meter_avg_w: float | None = None
+    complete: bool
+    threshold_w: float
+    warned_at: Iso | None
+
+
+class MonthPeakEntry(_Model):
+    month: str
+    peak_w: float
+
+
+class MonthRecord(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    site: str
+    month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    peak_w: float
+    peak_start: Iso | None
+    history: list[MonthPeakEntry] = Field(max_length=12)
+    billed_w: float
+    cost_eur_year: float
+
+
+class OutputSet(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    ts: Iso
+    seq: int = Field(ge=0)
+    ttl_s: float = Field(gt=0)
+    on: bool | None = None
+    pct: float | None = Field(None, ge=0, le=100)
+
+
+class OutputState(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    ts: Iso
+    on: bool | None = None
+    pct: float | None = Field(None, ge=0, le=100)
+    override: bool = False
+    seq: int | None = None
+
+
+class OutputConfig(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["relay", "dimmer"] = "relay"
+    rated_w: float = Field(gt=0, le=50000, description="rated power of the load")
+    mode: Literal["off", "on", "tariff", "surplus", "proportional"] = "off"
+    threshold_w: float = Field(0, ge=0, le=50000, description="surplus: export needed to switch on")
+    on_delay_s: float = Field(60, ge=0, le=86400)
+    min_on_s: float = Field(300, ge=0, le=86400)
+    priority: int = Field(0, ge=0, le=1000, description="higher runs first")
+    peak_guard: bool = False
+    target_net_w: float = Field(0, ge=-5000, le=5000, description="proportional: net power to aim for")
+
+
+class OutputsConfig(_Model):
+    v: int = CONTRACT_VERSION
+    outputs: list[OutputConfig] = Field(default_factory=list)
+
+
+class PeakConfig(_Model):
+    v: int = CONTRACT_VERSION
+    manual_threshold_w: float = Field(2500, ge=0, le=100000)
+    price_eur_per_kw_year: float = Field(53.0, ge=0, le=1000)
+    algorithm: Literal["default", "baseline"] = "default"
+
+
+class MonitorConfig(_Model):
+    v: int = CONTRACT_VERSION
+    max_import_w: float = Field(5000, gt=0, le=100000)
+    max_export_w: float = Field(5000, gt=0, le=100000)
+
+
+class Control(_Model):
+    model_config = ConfigDict(extra="allow")
+    v: int = CONTRACT_VERSION
+    site: str
+    ts: Iso
+    outputs: list[dict[str, Any]]
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "reading": Reading,
+    "live": Live,
+    "peak": Peak,
+    "peak-quarter": QuarterRecord,
+    "peak-month": MonthRecord,
+    "output-set": OutputSet,
+    "output-state": OutputState,
+    "control": Control,
+    "config-outputs": OutputsConfig,
+    "config-peak": PeakConfig,
+    "config-monitor": MonitorConfig,
+}

@@ -1,0 +1,167 @@
+"""Settings from environment variables, validated once at start.
+
+Every service reads the shared names (``MQTT_URL``, ``P1_TOPIC_PREFIX``, ``P1_SITE``,
+``LOG_LEVEL``) the same way; a bad value stops the service with a message that
+names the variable and says why, instead of failing later somewhere obscure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class MqttUrl:
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in ("mqtts", "ssl")
+
+    def redacted(self) -> str:
+        auth = f"{self.username}:***@" if self.username else ""
+        return f"{self.scheme}://{auth}{self.host}:{self.port}"
+
+
+def parse_mqtt_url(value: str, name: str = "MQTT_URL") -> MqttUrl:
+    """Parse ``mqtt://user:password@host:1883`` (``mqtts://`` for TLS)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {value!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise SettingsError(f"{name}: scheme must be mqtt:// or mqtts://, got {value!r}")
+    if not parts.hostname:
+        raise SettingsError(f"{name}: no host in {value!r}")
+    scheme = "mqtts" if parts.scheme in ("mqtts", "ssl") else "mqtt"
+    if port is None:
+        port = 8883 if scheme == "mqtts" else 1883
+    return MqttUrl(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def check_slug(value: str, name: str) -> str:
+    if not SLUG_RE.match(value):
+        raise SettingsError(
+            f"{name}: {value!r} must be a short slug: lower-case letters, digits, '-' or '_'"
+        )
+    return value
+
+
+class Env:
+    """Typed reads of an environment mapping, with errors naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            if default is None:
+                raise SettingsError(f"{name}: required but not set")
+            return default
+        return value
+
+    def opt(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return value if value else None
+
+    def int(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not an integer") from None
+        return self._bounded(name, value, lo, hi)
+
+    def float(
+        self, name: str, default: float, lo: float | None = None, hi: float | None = None
+    ) -> float:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not a number") from None
+        return self._bounded(name, value, lo, hi)
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: {raw!r} is not a boolean (use true/false)")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        return value
+
+    @staticmethod
+    def _bounded(name: str, value, lo, hi):  # type: ignore[no-untyped-def]
+        if lo is not None and value < lo:
+            raise SettingsError(f"{name}: {value} is below the minimum {lo}")
+        if hi is not None and value > hi:
+            raise SettingsError(f"{name}: {value} is above the maximum {hi}")
+        return value
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """The settings every service shares, with the same names everywhere."""
+
+    mqtt: MqttUrl
+    prefix: str
+    site: str
+    log_level: str
+    metrics_port: int  # 0 = no metrics HTTP server
+    mqtt_ca_file: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CommonSettings:
+        env = Env(environ)
+        level = env.str("LOG_LEVEL", "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+        prefix = env.str("P1_TOPIC_PREFIX", "p1")
+        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", prefix):
+            raise SettingsError(
+                f"P1_TOPIC_PREFIX: {prefix!r} may hold letters, digits, '-', '_' and '/' only"
+            )
+        return cls(
+            mqtt=parse_mqtt_url(env.str("MQTT_URL", "mqtt://127.0.0.1:1883")),
+            prefix=prefix,
+            site=check_slug(env.str("P1_SITE", "home"), "P1_SITE"),
+            log_level=level,
+            metrics_port=env.int("METRICS_PORT", 0, lo=0, hi=65535),
+            mqtt_ca_file=env.opt("MQTT_CA_FILE"),
+        )

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import Mosquitto, Subscriber, mosquitto_bin  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    """One real Mosquitto per test run on a free loopback port."""
+    if not mosquitto_bin():
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed; `make setup` installs it")
+        pytest.skip("mosquitto is not installed")
+    broker = Mosquitto()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture()
+def private_mosquitto() -> Iterator[Mosquitto]:
+    """A broker of the test's own, for tests that stop or restart it."""
+    if not mosquitto_bin():
+        pytest.skip("mosquitto is not installed")
+    broker = Mosquitto()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture()
+def subscriber_factory(mosquitto: Mosquitto) -> Iterator:
+    made: list[Subscriber] = []
+
+    def make(*topics: str, broker: Mosquitto | None = None) -> Subscriber:
+        sub = Subscriber((broker or mosquitto).port, *topics)
+        made.append(sub)
+        return sub
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,179 @@
+"""Test helpers: a real Mosquitto on a free loopback port, a collecting subscriber, waits."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parent.parent
+TELEGRAMS = REPO.parent / "shared" / "data" / "telegrams"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(pred: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(interval_s)
+
+
+def mosquitto_bin() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+
+
+class Mosquitto:
+    """A real Mosquitto broker, config written here, on 127.0.0.1:<free port>."""
+
+    def __init__(self, extra_conf: str = "", anonymous: bool = True) -> None:
+        binary = mosquitto_bin()
+        if not binary:
+            raise RuntimeError("mosquitto is not installed (make setup installs it)")
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="p1-mosquitto-"))
+        os.chmod(self.dir, 0o700)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.conf = self.dir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'true' if anonymous else 'false'}",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "max_queued_messages 100000",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        self.conf.write_text("\n".join(lines) + "\n" + extra_conf)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        "mosquitto exited: " + (self.dir / "mosquitto.log").read_text()
+                    ) from None
+                time.sleep(0.02)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Msg:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    t: float = field(default_factory=time.monotonic)
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Subscriber:
+    """A plain paho client that records every message on its subscriptions."""
+
+    def __init__(self, broker_url_or_port: str | int, *topics: str, username: str | None = None,
+                 password: str | None = None) -> None:
+        port = broker_url_or_port if isinstance(broker_url_or_port, int) else int(
+            str(broker_url_or_port).rsplit(":", 1)[1]
+        )
+        self.messages: list[Msg] = []
+        self.queue: queue.Queue[Msg] = queue.Queue()
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.topics = topics
+
+        def on_connect(c, u, f, rc, p):  # type: ignore[no-untyped-def]
+            for t in topics:
+                c.subscribe(t, 1)
+            self._subscribed.set()
+
+        def on_message(c, u, m):  # type: ignore[no-untyped-def]
+            msg = Msg(m.topic, m.payload, bool(m.retain), m.qos)
+            with self._lock:
+                self.messages.append(msg)
+            self.queue.put(msg)
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "subscriber did not connect"
+        time.sleep(0.05)
+
+    def on(self, topic_filter: str) -> list[Msg]:
+        with self._lock:
+            return [m for m in self.messages if mqtt.topic_matches_sub(topic_filter, m.topic)]
+
+    def wait(self, topic_filter: str, count: int = 1, timeout_s: float = 10.0) -> list[Msg]:
+        return wait_for(lambda: (lambda ms: ms if len(ms) >= count else None)(self.on(topic_filter)),
+                        timeout_s)
+
+    def publish(self, topic: str, payload: Any, qos: int = 1, retain: bool = False) -> None:
+        data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        self.client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(5)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
