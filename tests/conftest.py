@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import Mosquitto, Subscriber, mosquitto_bin  # noqa: E402
+from support import Mosquitto, Subscriber, mosquitto_bin
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

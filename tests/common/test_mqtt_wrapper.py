@@ -51,7 +51,7 @@ def test_last_will_on_crash(private_mosquitto):
     watcher = Subscriber(broker.port, "p1/status/svc-crash")
     wait_for(lambda: watcher.on("p1/status/svc-crash"))
     # simulate a crash: drop the socket without DISCONNECT
-    c._client._sock.close()  # noqa: SLF001
-    c._client.loop_stop()  # noqa: SLF001
+    c._client._sock.close()
+    c._client.loop_stop()
     wait_for(lambda: [m for m in watcher.on("p1/status/svc-crash") if m.payload == b"offline"], 10)
     watcher.close()

@@ -29,7 +29,7 @@ class MetricsServer:
         health_fn = health or (lambda: True)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 if self.path.startswith("/metrics"):
                     body, ctype, code = generate_latest(), CONTENT_TYPE_LATEST, 200
                 elif self.path.startswith("/healthz"):
@@ -43,7 +43,7 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
