@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # Debian packages the tests and the local stack use (installed when missing, as root).
-APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium
+APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics
 PYTHON ?= python3
 
 .PHONY: help setup system-deps run test test-fast bench check schemas clean
