@@ -144,7 +144,7 @@ class MqttClient:
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
-        self._client.publish(topic, data, qos=qos, retain=retain)
+        self._client.publish(topic, bytes(data), qos=qos, retain=retain)
         MQTT_PUBLISHED.labels(self.client_id).inc()
 
     def publish_json(self, topic: str, obj: Any, qos: int = 0, retain: bool = False) -> None:
@@ -191,7 +191,7 @@ class MqttClient:
         for pattern, _, handler in subs:
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 try:
-                    handler(msg.topic, msg.payload)
+                    handler(msg.topic, bytes(msg.payload))
                 except BadPayload as exc:
                     kind = self.topics.parse(msg.topic)
                     MQTT_BAD_PAYLOADS.labels(self.client_id, kind.kind if kind else "other").inc()

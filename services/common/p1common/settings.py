@@ -7,6 +7,7 @@ names the variable and says why, instead of failing later somewhere obscure.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from collections.abc import Mapping
@@ -30,10 +31,10 @@ class MqttUrl:
     password: str | None = None
 
     @property
-    def tls(self) -> bool:
+    def tls(self) -> builtins.bool:
         return self.scheme in ("mqtts", "ssl")
 
-    def redacted(self) -> str:
+    def redacted(self) -> builtins.str:
         auth = f"{self.username}:***@" if self.username else ""
         return f"{self.scheme}://{auth}{self.host}:{self.port}"
 
@@ -61,7 +62,7 @@ def parse_mqtt_url(value: str, name: str = "MQTT_URL") -> MqttUrl:
     )
 
 
-def check_slug(value: str, name: str) -> str:
+def check_slug(value: str, name: str) -> builtins.str:
     if not SLUG_RE.match(value):
         raise SettingsError(
             f"{name}: {value!r} must be a short slug: lower-case letters, digits, '-' or '_'"
@@ -72,10 +73,10 @@ def check_slug(value: str, name: str) -> str:
 class Env:
     """Typed reads of an environment mapping, with errors naming the variable."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self.environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -83,11 +84,11 @@ class Env:
             return default
         return value
 
-    def opt(self, name: str) -> str | None:
+    def opt(self, name: builtins.str) -> builtins.str | None:
         value = self.environ.get(name)
         return value if value else None
 
-    def int(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+    def int(self, name: builtins.str, default: builtins.int, lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int:
         raw = self.environ.get(name)
         if raw is None or raw == "":
             return default
@@ -98,8 +99,8 @@ class Env:
         return self._bounded(name, value, lo, hi)
 
     def float(
-        self, name: str, default: float, lo: float | None = None, hi: float | None = None
-    ) -> float:
+        self, name: builtins.str, default: builtins.float, lo: builtins.float | None = None, hi: builtins.float | None = None
+    ) -> builtins.float:
         raw = self.environ.get(name)
         if raw is None or raw == "":
             return default
@@ -109,7 +110,7 @@ class Env:
             raise SettingsError(f"{name}: {raw!r} is not a number") from None
         return self._bounded(name, value, lo, hi)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         raw = self.environ.get(name)
         if raw is None or raw == "":
             return default
@@ -120,14 +121,14 @@ class Env:
             return False
         raise SettingsError(f"{name}: {raw!r} is not a boolean (use true/false)")
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]) -> builtins.str:
         value = self.str(name, default)
         if value not in choices:
             raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices)}")
         return value
 
     @staticmethod
-    def _bounded(name: str, value, lo, hi):  # type: ignore[no-untyped-def]
+    def _bounded(name: builtins.str, value, lo, hi):  # type: ignore[no-untyped-def]
         if lo is not None and value < lo:
             raise SettingsError(f"{name}: {value} is below the minimum {lo}")
         if hi is not None and value > hi:
