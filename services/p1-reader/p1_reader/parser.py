@@ -1,0 +1,419 @@
+"""One telegram (bytes) -> a flat dict of reading fields, in one pass over its lines.
+
+The result uses the field names of ``p1common.payloads.Reading`` (``import_w``,
+``gas_m3``...), plain float/int/str values in the units the names say, and leaves
+a field out when the meter did not send it (never ``None``). ``reading.py`` adds
+the envelope (``v``, ``site``, ``source``, host time when the meter has no clock).
+
+Anything wrong with the telegram itself (no '/', no '!' end line, CRC mismatch, a
+line that is not ``OBIS(value)``, a known object whose value is not a number)
+raises :class:`TelegramError` with a message saying which and why, and a short
+``reason`` label for metrics. Unknown OBIS references are kept in ``extra``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from p1common.dsmr_crc import crc16
+
+from . import obis as O
+
+_OFFSETS = {"S": "+02:00", "W": "+01:00", "s": "+02:00", "w": "+01:00"}
+_LOCAL = ZoneInfo("Europe/Brussels")  # for DSMR 2.2/3 timestamps that carry no S/W flag
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class TelegramError(ValueError):
+    """A telegram is refused; ``reason`` is a short label (crc, truncated, ...) for metrics."""
+
+    def __init__(self, message: str, reason: str = "unparsable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# -- value helpers -------------------------------------------------------------------
+def parse_timestamp(text: str) -> str | None:
+    """``YYMMDDhhmmssX`` -> ISO 8601 with the offset of X (S = +02:00, W = +01:00).
+
+    ``None`` for a timestamp that is not a real date (meters send ``632525252525W``
+    or ``000000000000W`` for "no value"). Without a flag (DSMR 2.2/3) the offset is
+    the one Belgian/Dutch local time has at that moment.
+    """
+    n = len(text)
+    if n not in (12, 13) or not text[:12].isdigit():
+        return None
+    yy = int(text[0:2])
+    try:
+        dt = datetime(
+            (2000 if yy < 69 else 1900) + yy, int(text[2:4]), int(text[4:6]),
+            int(text[6:8]), int(text[8:10]), int(text[10:12]),
+        )
+    except ValueError:
+        return None
+    if n == 13:
+        offset = _OFFSETS.get(text[12])
+        if offset is None:
+            return None
+        return dt.isoformat() + offset
+    return dt.replace(tzinfo=_LOCAL).isoformat()
+
+
+def decode_hex_text(text: str) -> str:
+    """Octet strings come hex encoded: decode when that gives printable ASCII."""
+    if len(text) % 2 or not _HEX.issuperset(text):
+        return text
+    raw = bytes.fromhex(text)
+    if all(0x20 <= b < 0x7F for b in raw):
+        return raw.decode("ascii")
+    return text
+
+
+def _split_unit(value: str) -> tuple[str, str]:
+    star = value.find("*")
+    if star < 0:
+        return value, ""
+    return value[:star], value[star + 1 :].lower()
+
+
+def _number(text: str, obis: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TelegramError(f"{obis}: {text!r} is not a number", "unparsable") from None
+
+
+def _integer(text: str, obis: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise TelegramError(f"{obis}: {text!r} is not an integer", "unparsable") from None
+
+
+def _power_w(value: str, obis: str) -> float | None:
+    num, unit = _split_unit(value)
+    x = _number(num, obis)
+    if unit in ("kw", ""):
+        return round(x * 1000, 3)
+    if unit == "w":
+        return x
+    return None
+
+
+def _energy_kwh(value: str, obis: str) -> float | None:
+    num, unit = _split_unit(value)
+    x = _number(num, obis)
+    if unit in ("kwh", ""):
+        return x
+    if unit == "wh":
+        return x / 1000
+    return None
+
+
+def _previous_month(iso: str) -> str:
+    """The month a 98.1.0 entry belongs to: its stamp is the start of the next month."""
+    dt = datetime.fromisoformat(iso)
+    if dt.day == 1 and dt.hour == 0 and dt.minute == 0 and dt.second == 0:
+        dt -= timedelta(days=1)
+    return f"{dt.year:04d}-{dt.month:02d}"
+
+
+def _history(values: list[str], obis: str) -> list[dict[str, Any]] | None:
+    """``(n)(1-0:1.6.0)(1-0:1.6.0)(month)(when)(value*kW)...`` oldest first; None if malformed."""
+    if not values or not values[0].isdigit():
+        return None
+    count = int(values[0])
+    if len(values) != 3 + 3 * count:
+        return None
+    out = []
+    for i in range(count):
+        month_ts = parse_timestamp(values[3 + 3 * i])
+        when = parse_timestamp(values[4 + 3 * i])
+        peak = _power_w(values[5 + 3 * i], obis)
+        if month_ts is None or peak is None:
+            continue
+        entry: dict[str, Any] = {"month": _previous_month(month_ts)}
+        if when is not None:
+            entry["ts"] = when
+        entry["peak_w"] = peak
+        out.append(entry)
+    out.sort(key=lambda e: e["month"])
+    return out
+
+
+def _failure_log(values: list[str], obis: str) -> list[dict[str, Any]] | None:
+    """``(n)(0-0:96.7.19)(end)(duration*s)...``; entries with an invalid end time are skipped."""
+    if not values or not values[0].isdigit():
+        return None
+    count = int(values[0])
+    if len(values) != 2 + 2 * count:
+        return None
+    out = []
+    for i in range(count):
+        end = parse_timestamp(values[2 + 2 * i])
+        if end is None:
+            continue
+        num, _ = _split_unit(values[3 + 2 * i])
+        out.append({"end_ts": end, "duration_s": _integer(num, obis)})
+    return out
+
+
+# -- the parser ------------------------------------------------------------------------
+def split_telegram(data: bytes, allow_missing_end: bool = False) -> tuple[str, str, str | None, int]:
+    """-> (header, body, crc text or None, index of '!'); checks the frame, not the CRC."""
+    if not data.startswith(b"/"):
+        raise TelegramError("does not start with '/' (not a telegram start)", "no_start")
+    text = data.decode("latin-1")
+    first_nl = text.find("\n")
+    if first_nl < 0:
+        raise TelegramError("no line after the '/' header: truncated telegram", "truncated")
+    header = text[1:first_nl].rstrip("\r")
+    bang = text.find("\n!", first_nl - 1) + 1
+    if bang == 0:
+        if not allow_missing_end:
+            raise TelegramError("no '!' end line: truncated telegram", "truncated")
+        return header, text[first_nl + 1 :], None, -1
+    crc_line = text[bang + 1 :].split("\n", 1)[0].strip()
+    return header, text[first_nl + 1 : bang], crc_line, bang
+
+
+def check_crc16(data: bytes, crc_text: str, bang: int) -> None:
+    if not crc_text:
+        return  # DSMR 2.2/3: the end line is a bare '!'
+    if len(crc_text) > 4 or not _HEX.issuperset(crc_text):
+        raise TelegramError(f"CRC field {crc_text!r} after '!' is not 1-4 hex digits", "crc")
+    given = int(crc_text, 16)
+    computed = crc16(data[: bang + 1])
+    if given != computed:
+        raise TelegramError(
+            f"CRC mismatch: the telegram says {given:04X}, its content gives {computed:04X}",
+            "crc",
+        )
+
+
+def parse_telegram(
+    data: bytes, *, check_crc: bool = True, allow_missing_end: bool = False
+) -> dict[str, Any]:
+    """Parse one telegram ('/' .. '!CRC'); raises :class:`TelegramError` when refused.
+
+    ``allow_missing_end`` accepts a telegram with no '!' line at all (some DSMR 2.2
+    captures); a stream never needs it because the framer cuts at '!'.
+    """
+    header, body, crc_text, bang = split_telegram(data, allow_missing_end)
+    if check_crc and crc_text:
+        check_crc16(data, crc_text, bang)
+
+    out: dict[str, Any] = {"header": header}
+    extra: dict[str, str] = {}
+    mbus: dict[int, dict[str, Any]] = {}
+    objects = O.OBJECTS
+    last_obis = ""
+    legacy_channel = 0
+    lineno = 1
+    for raw in body.split("\n"):
+        lineno += 1
+        line = raw.strip()
+        if not line:
+            continue
+        p = line.find("(")
+        if p < 0 or line[-1] != ")":
+            raise TelegramError(f"line {lineno} {line[:40]!r} is not OBIS(value)", "unparsable")
+        if p == 0:  # continuation line: DSMR 2.2/3 gas value under its 24.3.0 line
+            if legacy_channel:
+                dev = mbus[legacy_channel]
+                dev["value"] = _number(line[1:-1], last_obis)
+                legacy_channel = 0
+            elif last_obis:
+                extra[last_obis] = extra.get(last_obis, "") + line
+            continue
+        ref = line[:p]
+        last_obis = ref
+        values = line[p + 1 : -1].split(")(")
+        spec = objects.get(ref)
+        if spec is None:
+            ref = _normalise(ref)
+            spec = objects.get(ref)
+        if spec is None:
+            channel = _mbus_channel(ref)
+            kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
+            if kind is None:
+                extra[line[:p]] = line[p:]
+                continue
+            dev = mbus.get(channel)
+            if dev is None:
+                dev = mbus[channel] = {"channel": channel}
+            legacy_channel = _mbus_object(dev, kind, values, ref, line[p:], extra)
+            continue
+        field, kind = spec
+        value = values[0]
+        if kind is O.W:
+            if value:
+                w = _power_w(value, ref)
+                if w is None:
+                    extra[ref] = line[p:]
+                else:
+                    out[field] = w
+        elif kind is O.KWH:
+            if value:
+                e = _energy_kwh(value, ref)
+                if e is None:
+                    extra[ref] = line[p:]
+                else:
+                    out[field] = e
+        elif kind is O.VOLT or kind is O.AMP:
+            if value:
+                out[field] = _number(_split_unit(value)[0], ref)
+        elif kind is O.INT:
+            if value:
+                out[field] = _integer(_split_unit(value)[0], ref)
+        elif kind is O.TS:
+            ts = parse_timestamp(value)
+            if ts is not None:
+                out[field] = ts
+        elif kind is O.HEXTEXT:
+            if value and field not in out:
+                out[field] = decode_hex_text(value)
+        elif kind is O.STR:
+            if value:
+                out[field] = value
+        elif kind is O.MAX_DEMAND:
+            if len(values) == 2:
+                ts = parse_timestamp(values[0])
+                if ts is not None:
+                    out["month_max_ts"] = ts
+                if values[1]:
+                    w = _power_w(values[1], ref)
+                    if w is not None:
+                        out["month_max_w"] = w
+            else:
+                extra[ref] = line[p:]
+        elif kind is O.HISTORY:
+            hist = _history(values, ref)
+            if hist is None:
+                extra[ref] = line[p:]
+            else:
+                out[field] = hist
+        elif kind is O.FAILURE_LOG:
+            log = _failure_log(values, ref)
+            if log is None:
+                extra[ref] = line[p:]
+            else:
+                out[field] = log
+        elif kind is O.LIMITER:
+            _num, unit = _split_unit(value)
+            if unit in ("kw", "w"):
+                out[field] = _power_w(value, ref)
+            elif value:
+                extra[ref] = line[p:]
+    _finish(out, mbus)
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def _normalise(ref: str) -> str:
+    """``1-0:1.8.0*255`` / ``1-0:31.7.0.255`` -> ``1-0:1.8.0`` (full 6-group OBIS)."""
+    star = ref.find("*")
+    if star > 0:
+        return ref[:star]
+    if ref.count(".") == 3:
+        return ref.rsplit(".", 1)[0]
+    return ref
+
+
+def _mbus_channel(ref: str) -> int:
+    if len(ref) > 4 and ref[0] == "0" and ref[1] == "-" and ref[3] == ":" and ref[2] in "1234":
+        return ord(ref[2]) - 48
+    return 0
+
+
+def _mbus_object(
+    dev: dict[str, Any], kind: str, values: list[str], ref: str, raw: str, extra: dict[str, str]
+) -> int:
+    """Fill one M-Bus channel; returns the channel when its value follows on the next line."""
+    value = values[0]
+    if kind == O.MBUS_DEVICE_TYPE:
+        if value:
+            dev["device_type"] = _integer(value, ref)
+    elif kind == O.MBUS_EQUIPMENT_ID:
+        if value and "equipment_id" not in dev:
+            dev["equipment_id"] = decode_hex_text(value)
+    elif kind == O.MBUS_VALVE:
+        if value:
+            dev["valve"] = _integer(value, ref)
+    elif kind == O.MBUS_READING:
+        if len(values) != 2:
+            extra[ref] = raw
+            return 0
+        ts = parse_timestamp(value)
+        if ts is not None:
+            dev["ts"] = ts
+        num, _, unit = values[1].partition("*")
+        if num:
+            dev["value"] = _number(num, ref)
+        if unit:
+            dev["unit"] = unit
+    elif kind == O.MBUS_LEGACY_READING:
+        # (ts)(status)(period)(1)(0-n:24.2.1)(unit) and the value on the next line
+        if len(values) != 6:
+            extra[ref] = raw
+            return 0
+        ts = parse_timestamp(value)
+        if ts is not None:
+            dev["ts"] = ts
+        if values[5]:
+            dev["unit"] = values[5]
+        return dev["channel"]  # type: ignore[no-any-return]
+    return 0
+
+
+def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
+    """Derived fields: totals, net power, M-Bus devices and their top-level fields."""
+    if "import_kwh" not in out:
+        t1, t2 = out.get("import_t1_kwh"), out.get("import_t2_kwh")
+        if t1 is not None and t2 is not None:
+            out["import_kwh"] = round(t1 + t2, 6)
+    if "export_kwh" not in out:
+        t1, t2 = out.get("export_t1_kwh"), out.get("export_t2_kwh")
+        if t1 is not None and t2 is not None:
+            out["export_kwh"] = round(t1 + t2, 6)
+    imp, exp = out.get("import_w"), out.get("export_w")
+    if imp is not None and exp is not None:
+        out["net_w"] = round(imp - exp, 3)
+    if not mbus:
+        return
+    devices = []
+    for channel in sorted(mbus):
+        dev = mbus[channel]
+        dtype = dev.get("device_type")
+        dev["kind"] = O.DEVICE_KINDS.get(dtype, "other") if dtype is not None else "other"
+        devices.append(dev)
+        top = O.MBUS_TOP_LEVEL.get(dev["kind"])
+        if top is None:
+            continue
+        value_f, ts_f, id_f, valve_f, units = top
+        factor = units.get(dev.get("unit", "").lower())
+        if factor is None or "value" not in dev or value_f in out:
+            continue  # no reading (no unit: an empty slot) or an earlier channel won
+        out[value_f] = dev["value"] if factor == 1.0 else round(dev["value"] * factor, 9)
+        if "ts" in dev:
+            out[ts_f] = dev["ts"]
+        if id_f and "equipment_id" in dev:
+            out[id_f] = dev["equipment_id"]
+        if valve_f and "valve" in dev:
+            out[valve_f] = dev["valve"]
+    out["mbus"] = [_ordered(d) for d in devices]
+
+
+_MBUS_ORDER = ("channel", "device_type", "kind", "equipment_id", "value", "unit", "ts", "valve")
+
+
+def _ordered(dev: dict[str, Any]) -> dict[str, Any]:
+    return {k: dev[k] for k in _MBUS_ORDER if k in dev}
+
+
+def utc_epoch(iso: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time with offset (for ``live``)."""
+    return datetime.fromisoformat(iso).astimezone(UTC).timestamp()
