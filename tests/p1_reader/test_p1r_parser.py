@@ -1,0 +1,187 @@
+"""The parser and the payload builders, with exact values from real telegrams."""
+
+from __future__ import annotations
+
+import pytest
+from p1r_support import ALL_FILES, BAD_CRC, NO_END_LINE, telegram_bytes
+
+from p1_reader.parser import TelegramError, decode_hex_text, parse_telegram, parse_timestamp
+from p1_reader.reading import build_live, build_reading, changed
+from p1common.payloads import Live, Reading
+
+FLUVIUS_V171 = {
+    "header": "FLU5\\253769484_A",
+    "dsmr_version": "50217",
+    "meter_id": "1SAG3101021605",
+    "ts": "2020-05-12T13:54:09+02:00",
+    "import_t1_kwh": 0.034,
+    "import_t2_kwh": 15.758,
+    "export_t1_kwh": 0.0,
+    "export_t2_kwh": 0.011,
+    "avg_demand_w": 2351.0,
+    "month_max_ts": "2020-05-09T13:45:58+02:00",
+    "month_max_w": 2589.0,
+    "month_max_history": [
+        {"month": "2020-02", "ts": "2020-02-10T03:54:21+01:00", "peak_w": 4318.0},
+        {"month": "2020-03", "ts": "2020-03-05T12:21:39+02:00", "peak_w": 5980.0},
+        {"month": "2020-04", "ts": "2020-04-23T19:25:38+02:00", "peak_w": 3695.0},
+    ],
+    "tariff": 1,
+    "import_w": 0.0,
+    "export_w": 0.0,
+    "l1_import_w": 0.0,
+    "l2_import_w": 0.0,
+    "l3_import_w": 0.0,
+    "l1_export_w": 0.0,
+    "l2_export_w": 0.0,
+    "l3_export_w": 0.0,
+    "l1_voltage_v": 234.7,
+    "l2_voltage_v": 234.7,
+    "l3_voltage_v": 234.7,
+    "l1_current_a": 0.0,
+    "l2_current_a": 0.0,
+    "l3_current_a": 0.0,
+    "breaker": 1,
+    "limiter_w": 999900.0,
+    "fuse_limit_a": 999.0,
+    "import_kwh": 15.792,
+    "export_kwh": 0.011,
+    "net_w": 0.0,
+    "gas_m3": 112.384,
+    "gas_ts": "2020-05-12T13:45:58+02:00",
+    "gas_id": "7FLO2119033733",
+    "gas_valve": 1,
+    "water_m3": 872.234,
+    "water_ts": "2020-05-12T13:45:58+02:00",
+    "water_id": "8SAG1234567890",
+    "mbus": [
+        {"channel": 1, "device_type": 3, "kind": "gas", "equipment_id": "7FLO2119033733",
+         "value": 112.384, "unit": "m3", "ts": "2020-05-12T13:45:58+02:00", "valve": 1},
+        {"channel": 2, "device_type": 7, "kind": "water", "equipment_id": "8SAG1234567890",
+         "value": 872.234, "unit": "m3", "ts": "2020-05-12T13:45:58+02:00"},
+    ],
+}
+
+
+def test_fluvius_171_every_field() -> None:
+    assert parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171.txt")) == FLUVIUS_V171
+
+
+def test_fluvius_alt_invalid_history_timestamp_is_left_out() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171_alt.txt"))
+    assert r["month_max_history"][0] == {"month": "2023-07", "peak_w": 0.0}
+    assert [e["month"] for e in r["month_max_history"]] == [
+        "2023-07", "2023-08", "2023-09", "2023-10"]
+    assert r["ts"] == "2023-11-02T12:15:48+01:00"
+
+
+def test_dsmr22_gas_on_its_own_line() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__v2_2.txt"))
+    assert (r["gas_m3"], r["gas_ts"], r["gas_valve"]) == (1.001, "2016-11-07T19:00:00+01:00", 1)
+    assert r["import_w"] == 1010.0 and r["import_kwh"] == 2.002
+    assert "ts" not in r  # DSMR 2.2 has no clock object
+    assert "extra" not in r
+
+
+def test_wh_and_w_units_luxembourg_sagemcom() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__sagemcom_t210_d_r.txt"))
+    assert (r["import_kwh"], r["import_t1_kwh"], r["import_t2_kwh"]) == (6545.766, 5017.12, 1528.646)
+    assert (r["export_kwh"], r["import_w"], r["export_w"], r["net_w"]) == (0.058, 286.0, 0.0, 286.0)
+    assert r["extra"]["1-0:3.8.0"] == "(000000747*varh)"
+
+
+def test_empty_gas_slot_gives_no_gas_field() -> None:
+    r = parse_telegram(telegram_bytes("dsmrreader__fluvius_without_gas.txt"))
+    assert "gas_m3" not in r and "gas_ts" not in r
+    assert r["mbus"] == [{"channel": 1, "device_type": 3, "kind": "gas",
+                          "equipment_id": "12345678901234567890123456789012", "value": 0.0,
+                          "valve": 0}]
+    two = parse_telegram(telegram_bytes("dsmr_parser__v5_two_mbus.txt"))
+    assert (two["gas_m3"], two["gas_ts"]) == (246.138, "2020-04-26T22:30:01+02:00")
+
+
+def test_heat_meter_gj_and_unpadded_crc() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__unpadded_crc.txt"))
+    assert (r["heat_gj"], r["heat_ts"]) == (240.86, "2026-02-15T20:05:23+01:00")
+
+
+def test_unknown_obis_kept_in_extra() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
+    assert r["extra"]["1-0:14.7.0"] == "(50.00*Hz)"
+    assert r["extra"]["1-0:1.8.3"] == "(000000.000*kWh)"
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_every_fixture_reading_validates_against_the_contract(name: str) -> None:
+    parsed = parse_telegram(
+        telegram_bytes(name), check_crc=name not in BAD_CRC, allow_missing_end=name in NO_END_LINE
+    )
+    reading = build_reading(parsed, site="home", source="p1", now=1_700_000_000.0)
+    Reading.model_validate(reading)
+    assert None not in reading.values()
+    Live.model_validate(build_live(reading))
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp("200512135409S") == "2020-05-12T13:54:09+02:00"
+    assert parse_timestamp("231102121548W") == "2023-11-02T12:15:48+01:00"
+    assert parse_timestamp("632525252525W") is None
+    assert parse_timestamp("000000000000W") is None
+    assert parse_timestamp("250000000000W") is None
+    assert parse_timestamp("200512135409X") is None
+    assert parse_timestamp("161107190000") == "2016-11-07T19:00:00+01:00"
+    assert parse_timestamp("160722190000") == "2016-07-22T19:00:00+02:00"
+
+
+def test_hex_text() -> None:
+    assert decode_hex_text("4530303334") == "E0034"
+    assert decode_hex_text("12345678901234567890123456789012") == "12345678901234567890123456789012"
+    assert decode_hex_text("serienummer") == "serienummer"
+    assert decode_hex_text("ABC") == "ABC"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "message"),
+    [
+        (b"1-0:1.8.1(1*kWh)\r\n!\r\n", "no_start", "does not start with '/'"),
+        (b"/ABC", "truncated", "no line after the '/' header"),
+        (b"/ABC\r\n1-0:1.8.1(1*kWh)\r\n", "truncated", "no '!' end line"),
+        (b"/ABC\r\n1-0:1.8.1(1*kWh\r\n!\r\n", "unparsable", "line 2 '1-0:1.8.1(1*kWh' is not OBIS"),
+        (b"/ABC\r\n1-0:1.8.1(1x*kWh)\r\n!\r\n", "unparsable", "1-0:1.8.1: '1x' is not a number"),
+        (b"/ABC\r\n!XYZ\r\n", "crc", "CRC field 'XYZ' after '!' is not 1-4 hex digits"),
+    ],
+)
+def test_refused_with_reason(data: bytes, reason: str, message: str) -> None:
+    with pytest.raises(TelegramError) as err:
+        parse_telegram(data)
+    assert err.value.reason == reason
+    assert message in str(err.value)
+
+
+def test_crc_good_and_one_bit_off() -> None:
+    good = telegram_bytes("nielsbasjes__ISK5_AM550T_real.txt")
+    assert parse_telegram(good)["import_w"] == 377.0
+    bad = good.replace(b"00.377*kW", b"00.376*kW")
+    with pytest.raises(TelegramError, match="CRC mismatch"):
+        parse_telegram(bad)
+    assert parse_telegram(bad, check_crc=False)["import_w"] == 376.0
+
+
+def test_reading_envelope_and_host_clock_fallback() -> None:
+    parsed = parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171.txt"))
+    reading = build_reading(parsed, site="home", source="p1", now=0.0)
+    assert list(reading)[:5] == ["v", "site", "source", "ts", "ts_source"]
+    assert (reading["v"], reading["ts"], reading["ts_source"]) == (
+        1, "2020-05-12T13:54:09+02:00", "meter")
+    assert build_live(reading) == {"ts": 1589284449, "imp": 0, "exp": 0, "tar": 1}
+    dsmr22 = build_reading(parse_telegram(telegram_bytes("dsmr_parser__v2_2.txt")),
+                           site="x", source="replay", now=1_700_000_000.0)
+    assert dsmr22["ts_source"] == "host"
+    assert build_live(dsmr22)["ts"] == 1_700_000_000
+
+
+def test_changed_ignores_the_clock() -> None:
+    a = {"ts": "2020-01-01T00:00:00+01:00", "import_w": 10.0}
+    assert changed(None, a)
+    assert not changed(a, {"ts": "2020-01-01T00:00:01+01:00", "import_w": 10.0})
+    assert changed(a, {"ts": "2020-01-01T00:00:01+01:00", "import_w": 11.0})
