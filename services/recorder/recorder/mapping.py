@@ -1,0 +1,272 @@
+"""Which InfluxDB points a contract message becomes: a table, not code per topic.
+
+Pure: no sockets, no clocks. A message (its parsed topic and decoded JSON) goes
+in, line-protocol lines come out. Every numeric field is written as a float, so
+a value that arrives once as ``0`` and once as ``0.5`` never makes InfluxDB
+refuse a batch for a field type conflict; booleans become ``0.0``/``1.0`` so
+Grafana can graph them. Field names are the contract's names (units in the name).
+
+| topic kind | measurement | tags | time |
+|---|---|---|---|
+| ``reading`` | ``reading`` | site | ``ts`` |
+| ``reading`` (gas/water/heat) | ``gas`` / ``water`` / ``heat`` | site | ``gas_ts`` ... |
+| ``peak`` | ``peak`` | site | ``ts`` |
+| ``peak/quarter`` | ``quarter`` | site | ``start`` |
+| ``peak/month`` | ``month`` | site | first day of ``month``, 00:00 UTC |
+| ``output/<id>/state`` | ``output`` | site, output | ``ts`` |
+| ``control`` | ``control`` | site, output | ``ts`` |
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from p1common.topics import Parsed
+
+# -- the fields recorded per measurement ------------------------------------------------
+
+READING_FIELDS: tuple[str, ...] = (
+    "tariff",
+    "import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh",
+    "import_kwh", "export_kwh",
+    "import_w", "export_w", "net_w",
+    "l1_import_w", "l2_import_w", "l3_import_w",
+    "l1_export_w", "l2_export_w", "l3_export_w",
+    "l1_voltage_v", "l2_voltage_v", "l3_voltage_v",
+    "l1_current_a", "l2_current_a", "l3_current_a",
+    "avg_demand_w", "month_max_w", "breaker", "limiter_w", "fuse_limit_a",
+    "power_failures", "long_power_failures",
+    "l1_voltage_sags", "l2_voltage_sags", "l3_voltage_sags",
+    "l1_voltage_swells", "l2_voltage_swells", "l3_voltage_swells",
+)
+
+PEAK_FIELDS: tuple[str, ...] = (
+    "energy_wh", "avg_w", "forecast_w", "threshold_w", "headroom_w", "month_peak_w",
+    "meter_avg_demand_w",
+)
+QUARTER_FIELDS: tuple[str, ...] = ("energy_wh", "avg_w", "meter_avg_w", "threshold_w", "complete")
+MONTH_FIELDS: tuple[str, ...] = ("peak_w", "billed_w", "cost_eur_year")
+OUTPUT_FIELDS: tuple[str, ...] = ("on", "pct", "override", "seq")
+
+# M-Bus meters: measurement, value field, timestamp field (their own clock, hourly on DSMR 5)
+MBUS_SERIES: tuple[tuple[str, str, str], ...] = (
+    ("gas", "gas_m3", "gas_ts"),
+    ("water", "water_m3", "water_ts"),
+    ("heat", "heat_gj", "heat_ts"),
+)
+
+LEVEL_CODES = {"ok": 0.0, "warn": 1.0, "alarm": 2.0}
+
+_FIELD_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class MappingError(ValueError):
+    """A message lacks what its points need (a timestamp, a tag); it is not recorded."""
+
+
+@dataclass(frozen=True)
+class Point:
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, float], ...]
+    time_ns: int
+
+    def line(self) -> str:
+        """Line protocol; tags sorted (what InfluxDB prefers), fields in table order."""
+        head = _escape_key(self.measurement, measurement=True)
+        for key, value in sorted(self.tags):
+            head += f",{_escape_key(key)}={_escape_key(value)}"
+        body = ",".join(f"{_escape_key(k)}={_float(v)}" for k, v in self.fields)
+        return f"{head} {body} {self.time_ns}"
+
+
+def _escape_key(text: str, measurement: bool = False) -> str:
+    out = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    if not measurement:
+        out = out.replace("=", "\\=")
+    return out.replace("\n", "\\n")
+
+
+def _float(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text  # a float field without 'i' stays a float
+
+
+# -- value conversions -----------------------------------------------------------------------
+
+def parse_ts_ns(value: Any, name: str) -> int:
+    """ISO 8601 with an offset (the contract's timestamps) -> Unix nanoseconds."""
+    if not isinstance(value, str):
+        raise MappingError(f"{name}: missing or not a timestamp string")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise MappingError(f"{name}: {value!r} is not ISO 8601") from None
+    if dt.tzinfo is None:
+        raise MappingError(f"{name}: {value!r} has no UTC offset")
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def month_start_ns(month: Any) -> int:
+    if not isinstance(month, str) or not re.match(r"^\d{4}-\d{2}$", month):
+        raise MappingError(f"month: {month!r} is not YYYY-MM")
+    year, mon = int(month[:4]), int(month[5:])
+    if not 1 <= mon <= 12:
+        raise MappingError(f"month: {month!r} is not YYYY-MM")
+    return parse_ts_ns(f"{year:04d}-{mon:02d}-01T00:00:00+00:00", "month")
+
+
+def as_number(value: Any) -> float | None:
+    """JSON number or bool -> float; anything else (absent, null, text, NaN) -> None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def pick(payload: dict[str, Any], names: Iterable[str]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for name in names:
+        number = as_number(payload.get(name))
+        if number is not None:
+            out.append((name, number))
+    return tuple(out)
+
+
+# -- one function per topic kind, chosen by the table at the end ------------------------------
+
+@dataclass
+class Mapper:
+    """Turns messages into points; remembers the M-Bus timestamps already recorded.
+
+    The gas/water/heat values come with every reading (every second) but change
+    once an hour; recording them once per meter timestamp keeps the series small.
+    """
+
+    _mbus_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def points(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        fn = HANDLERS.get(parsed.kind)
+        if fn is None or parsed.site is None:
+            return []
+        return fn(self, parsed, payload)
+
+    def reading(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        site = _site(parsed)
+        time_ns = parse_ts_ns(payload.get("ts"), "ts")
+        out: list[Point] = []
+        fields = pick(payload, READING_FIELDS)
+        if fields:
+            out.append(Point("reading", (("site", site),), fields, time_ns))
+        for measurement, value_name, ts_name in MBUS_SERIES:
+            value = as_number(payload.get(value_name))
+            if value is None:
+                continue
+            ts_text = payload.get(ts_name)
+            if isinstance(ts_text, str):
+                if self._mbus_seen.get((site, measurement)) == ts_text:
+                    continue
+                mbus_ns = parse_ts_ns(ts_text, ts_name)
+                self._mbus_seen[(site, measurement)] = ts_text
+            else:
+                mbus_ns = time_ns
+            out.append(Point(measurement, (("site", site),), ((value_name, value),), mbus_ns))
+        return out
+
+    def peak(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        fields = pick(payload, PEAK_FIELDS)
+        level = LEVEL_CODES.get(payload.get("level"))  # type: ignore[arg-type]
+        if level is not None:
+            fields += (("level_code", level),)
+        return _one("peak", parsed, fields, parse_ts_ns(payload.get("ts"), "ts"))
+
+    def quarter(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        fields = pick(payload, QUARTER_FIELDS)
+        if "warned_at" in payload:
+            fields += (("warned", 0.0 if payload["warned_at"] is None else 1.0),)
+        return _one("quarter", parsed, fields, parse_ts_ns(payload.get("start"), "start"))
+
+    def month(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        site = _site(parsed)
+        this_month = payload.get("month")
+        out: list[Point] = []
+        history = payload.get("history")
+        if isinstance(history, list):
+            for entry in history:
+                if not isinstance(entry, dict) or entry.get("month") == this_month:
+                    continue
+                peak_w = as_number(entry.get("peak_w"))
+                if peak_w is not None:
+                    out.append(Point("month", (("site", site),), (("peak_w", peak_w),),
+                                     month_start_ns(entry.get("month"))))
+        out.extend(_one("month", parsed, pick(payload, MONTH_FIELDS), month_start_ns(this_month)))
+        return out
+
+    def output_state(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        if not parsed.ident:
+            return []
+        tags = (("site", _site(parsed)), ("output", parsed.ident))
+        fields = pick(payload, OUTPUT_FIELDS)
+        if not fields:
+            return []
+        return [Point("output", tags, fields, parse_ts_ns(payload.get("ts"), "ts"))]
+
+    def control(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
+        """Every numeric or boolean value of each output's entry (timers, pct, on ...)."""
+        time_ns = parse_ts_ns(payload.get("ts"), "ts")
+        site = _site(parsed)
+        outputs = payload.get("outputs")
+        out: list[Point] = []
+        if not isinstance(outputs, list):
+            return out
+        for entry in outputs:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                continue
+            names = sorted(k for k in entry if k != "id" and _FIELD_KEY.match(k))
+            fields = pick(entry, names)
+            if fields:
+                out.append(Point("control", (("site", site), ("output", entry["id"])), fields,
+                                 time_ns))
+        return out
+
+
+def _site(parsed: Parsed) -> str:
+    if not parsed.site:
+        raise MappingError("topic has no site")
+    return parsed.site
+
+
+def _one(measurement: str, parsed: Parsed, fields: tuple[tuple[str, float], ...],
+         time_ns: int) -> list[Point]:
+    if not fields:
+        return []
+    return [Point(measurement, (("site", _site(parsed)),), fields, time_ns)]
+
+
+HANDLERS: dict[str, Callable[[Mapper, Parsed, dict[str, Any]], list[Point]]] = {
+    "reading": Mapper.reading,
+    "peak": Mapper.peak,
+    "peak/quarter": Mapper.quarter,
+    "peak/month": Mapper.month,
+    "output/state": Mapper.output_state,
+    "control": Mapper.control,
+}
+
+# What the recorder writes, for the dashboards' test and the docs: measurement -> fields
+MEASUREMENTS: dict[str, tuple[str, ...]] = {
+    "reading": READING_FIELDS,
+    "gas": ("gas_m3",),
+    "water": ("water_m3",),
+    "heat": ("heat_gj",),
+    "peak": (*PEAK_FIELDS, "level_code"),
+    "quarter": (*QUARTER_FIELDS, "warned"),
+    "month": MONTH_FIELDS,
+    "output": OUTPUT_FIELDS,
+}
