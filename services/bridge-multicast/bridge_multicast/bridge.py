@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -74,8 +75,16 @@ def open_sender(group: str, port: int, interface: str, ttl: int, loop: bool) -> 
 
 
 class Bridge:
-    def __init__(self, settings: BridgeSettings, runtime: ServiceRuntime) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        runtime: ServiceRuntime,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``clock`` gives the host's aware local time (tests pass a fixed one)."""
         self.settings = settings
+        tz = settings.tz
+        self.clock = clock or (lambda: datetime.now(tz))
         self.runtime = runtime
         self.site = runtime.settings.site
         self.topics = runtime.topics
@@ -134,7 +143,7 @@ class Bridge:
 
     def handle_datagram(self, data: bytes, source: tuple[str, int]) -> core.Verdict:
         DATAGRAMS.labels(self.site).inc()
-        host_now = datetime.now(self.settings.tz)
+        host_now = self.clock()
         with self._lock:
             verdict = self.core.on_datagram(data, source, time.monotonic(), host_now)
         if verdict.action == "bad":
