@@ -1,0 +1,335 @@
+"""p1-reader's edge: the serial port (any pyserial URL) or a capture file in, MQTT out.
+
+The logic lives elsewhere (framer, parser, reading, discovery); this module opens
+and reopens the port, feeds bytes to :class:`TelegramHandler`, and publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import serial
+from prometheus_client import Counter, Gauge
+
+from p1common.logs import RateLimitedLog
+from p1common.mqtt import dumps
+from p1common.service import ServiceRuntime
+from p1common.settings import CommonSettings, Env
+from p1common.topics import HA_STATUS_TOPIC, Topics
+
+from .discovery import discovery_messages
+from .framer import FramerStats, TelegramFramer
+from .parser import TelegramError, parse_telegram
+from .reading import build_live, build_reading, changed
+
+log = logging.getLogger("p1-reader")
+
+TELEGRAMS_OK = Counter("p1_reader_telegrams_total", "telegrams accepted (CRC and parse ok)")
+TELEGRAMS_BAD = Counter(
+    "p1_reader_bad_telegrams_total",
+    "telegrams refused, never published (crc, truncated, unparsable, overflow, no_start)",
+    ["reason"],
+)
+READINGS_PUBLISHED = Counter("p1_reader_readings_published_total", "reading payloads published")
+GARBAGE_BYTES = Counter("p1_reader_garbage_bytes_total", "bytes outside any telegram")
+PORT_OPEN = Gauge("p1_reader_port_open", "1 while the serial port is open")
+PORT_OPENS = Counter("p1_reader_port_opens_total", "successful port (re)opens")
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # DSMR 4/5 and Fluvius eMUCS: 115200 8N1; DSMR 2.2/3: 9600 7E1
+    "dsmr4": {"baudrate": 115200, "bytesize": serial.EIGHTBITS, "parity": serial.PARITY_NONE,
+              "stopbits": serial.STOPBITS_ONE},
+    "dsmr2": {"baudrate": 9600, "bytesize": serial.SEVENBITS, "parity": serial.PARITY_EVEN,
+              "stopbits": serial.STOPBITS_ONE},
+}
+PROFILE_CHOICES = ("auto", "dsmr4", "dsmr2")
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    serial_url: str = "/dev/ttyUSB0"
+    profile: str = "auto"
+    publish_raw: bool = False
+    publish_every: int = 1
+    publish_on_change: bool = False
+    ha_discovery: bool = True
+    check_crc: bool = True
+    detect_s: float = 5.0  # auto profile: switch after this long without a good telegram
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
+        env = Env(environ)
+        return cls(
+            serial_url=env.str("P1_SERIAL_URL", "/dev/ttyUSB0"),
+            profile=env.choice("P1_SERIAL_PROFILE", "auto", PROFILE_CHOICES),
+            publish_raw=env.bool("P1_PUBLISH_RAW", False),
+            publish_every=env.int("P1_PUBLISH_EVERY", 1, lo=1, hi=3600),
+            publish_on_change=env.bool("P1_PUBLISH_ON_CHANGE", False),
+            ha_discovery=env.bool("P1_HA_DISCOVERY", True),
+            check_crc=env.bool("P1_CHECK_CRC", True),
+            detect_s=env.float("P1_DETECT_S", 5.0, lo=0.5, hi=600),
+        )
+
+    def with_overrides(self, **kw: Any) -> ReaderSettings:
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+Publish = Callable[[str, bytes, int, bool], None]
+
+
+class TelegramHandler:
+    """Bytes in, publications out: framing, checks, counters, every-Nth / on-change, discovery."""
+
+    def __init__(
+        self,
+        settings: ReaderSettings,
+        topics: Topics,
+        site: str,
+        source: str,
+        publish: Publish,
+        status_topic: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.site = site
+        self.source = source
+        self.publish = publish
+        self.status_topic = status_topic
+        self.clock = clock
+        self.framer = TelegramFramer()
+        self._seen = FramerStats()
+        self.bad_log = RateLimitedLog(log, period_s=60.0, burst=5)
+        self.accepted = 0
+        self.last_published: dict[str, Any] | None = None
+        self.announced: set[str] = set()
+        self.last_reading: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self.reading_topic = topics.reading(site)
+        self.live_topic = topics.live(site)
+        self.raw_topic = topics.raw(site)
+
+    def feed(self, data: bytes) -> int:
+        """Returns how many telegrams were accepted."""
+        ok = 0
+        for telegram in self.framer.feed(data):
+            if self.handle(telegram) is not None:
+                ok += 1
+        self._sync_framer_stats()
+        return ok
+
+    def _sync_framer_stats(self) -> None:
+        stats, seen = self.framer.stats, self._seen
+        if stats.truncated != seen.truncated:
+            self._bad("truncated", "telegram cut short: a new '/' came before its '!' line",
+                      stats.truncated - seen.truncated)
+        if stats.overflows != seen.overflows:
+            self._bad("overflow", f"no '!' line within {self.framer.max_bytes} bytes: dropped",
+                      stats.overflows - seen.overflows)
+        if stats.garbage_bytes != seen.garbage_bytes:
+            GARBAGE_BYTES.inc(stats.garbage_bytes - seen.garbage_bytes)
+        self._seen = replace(stats)
+
+    def _bad(self, reason: str, message: str, n: int = 1) -> None:
+        TELEGRAMS_BAD.labels(reason).inc(n)
+        self.bad_log.warning("bad telegram (%s): %s", reason, message)
+
+    def handle(self, telegram: bytes) -> dict[str, Any] | None:
+        try:
+            parsed = parse_telegram(telegram, check_crc=self.settings.check_crc)
+        except TelegramError as exc:
+            self._bad(exc.reason, str(exc))
+            return None
+        TELEGRAMS_OK.inc()
+        reading = build_reading(parsed, site=self.site, source=self.source, now=self.clock())
+        self.accepted += 1
+        self.last_reading = reading
+        if self.settings.ha_discovery and not reading.keys() <= self.announced:
+            self.announce(reading)
+        if self._due(reading):
+            self.publish(self.reading_topic, dumps(reading), 0, True)
+            self.publish(self.live_topic, dumps(build_live(reading)), 0, False)
+            if self.settings.publish_raw:
+                self.publish(self.raw_topic, telegram, 0, False)
+            READINGS_PUBLISHED.inc()
+            self.last_published = reading
+        return reading
+
+    def _due(self, reading: dict[str, Any]) -> bool:
+        if self.settings.publish_on_change:
+            return changed(self.last_published, reading)
+        return (self.accepted - 1) % self.settings.publish_every == 0
+
+    def announce(self, reading: dict[str, Any] | None = None) -> None:
+        """Publish discovery for every field seen so far (also on Home Assistant's birth)."""
+        with self._lock:
+            reading = reading or self.last_reading
+            if reading is None:
+                return
+            self.announced |= reading.keys()
+            messages = discovery_messages(
+                self.announced, topics=self.topics, site=self.site,
+                status_topic=self.status_topic, reading=reading,
+            )
+        for topic, payload in messages:
+            self.publish(topic, dumps(payload), 1, True)
+        log.info("Home Assistant discovery: %d sensors announced", len(messages))
+
+
+# -- serial port ---------------------------------------------------------------------------
+def open_port(url: str, profile: str) -> serial.SerialBase:
+    port = serial.serial_for_url(url, do_not_open=True, timeout=0.2, **PROFILES[profile])
+    port.open()
+    return port
+
+
+def read_port(
+    handler: TelegramHandler,
+    settings: ReaderSettings,
+    stop: threading.Event,
+    *,
+    min_backoff_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+) -> None:
+    """Read until ``stop``; reopen forever with back-off when the port fails or vanishes."""
+    backoff = min_backoff_s
+    profile = "dsmr4" if settings.profile == "auto" else settings.profile
+    locked = settings.profile != "auto"  # auto: alternate until a telegram is accepted
+    while not stop.is_set():
+        try:
+            port = open_port(settings.serial_url, profile)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            log.warning("cannot open %s: %s; retrying in %.1f s", settings.serial_url, exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+            continue
+        PORT_OPEN.set(1)
+        PORT_OPENS.inc()
+        log.info("opened %s (%s)", settings.serial_url, _describe(profile))
+        since_good = time.monotonic()
+        try:
+            while not stop.is_set():
+                data = port.read(1)
+                if data:
+                    waiting = port.in_waiting
+                    if waiting:
+                        data += port.read(waiting)
+                    if handler.feed(data):
+                        backoff = min_backoff_s
+                        since_good = time.monotonic()
+                        locked = True
+                if not locked and time.monotonic() - since_good > settings.detect_s:
+                    profile = "dsmr2" if profile == "dsmr4" else "dsmr4"
+                    port.apply_settings(PROFILES[profile])
+                    log.info("no valid telegram for %.0f s: trying %s", settings.detect_s,
+                             _describe(profile))
+                    since_good = time.monotonic()
+        except (serial.SerialException, OSError) as exc:
+            log.warning("lost %s: %s; reopening in %.1f s", settings.serial_url, exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+        finally:
+            PORT_OPEN.set(0)
+            try:
+                port.close()
+            except Exception:
+                pass
+
+
+def _describe(profile: str) -> str:
+    p = PROFILES[profile]
+    return f"{p['baudrate']} {p['bytesize']}{p['parity']}{p['stopbits']}"
+
+
+# -- replay ------------------------------------------------------------------------------
+def replay(
+    handler: TelegramHandler, path: Path, speed: float, stop: threading.Event
+) -> tuple[int, int]:
+    """Feed a capture telegram by telegram, paced by the meter clock / speed (0 = no wait).
+
+    Returns (accepted, refused)."""
+    data = path.read_bytes()
+    framer = TelegramFramer()
+    telegrams = framer.feed(data)
+    rest = framer.flush()
+    refused = framer.stats.truncated + framer.stats.overflows + (1 if rest else 0)
+    accepted = 0
+    previous_ts: float | None = None
+    for telegram in telegrams:
+        if stop.is_set():
+            break
+        reading = handler.handle(telegram)
+        if reading is None:
+            refused += 1
+            continue
+        accepted += 1
+        if speed > 0:
+            ts = _meter_time(reading)
+            gap = 1.0 if ts is None or previous_ts is None else min(max(ts - previous_ts, 0.0), 60)
+            previous_ts = ts
+            stop.wait(gap / speed)
+    return accepted, refused
+
+
+def _meter_time(reading: dict[str, Any]) -> float | None:
+    if reading.get("ts_source") != "meter":
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(reading["ts"]).timestamp()
+
+
+# -- the process -----------------------------------------------------------------------------
+def run(
+    settings: ReaderSettings,
+    common: CommonSettings | None = None,
+    *,
+    replay_file: Path | None = None,
+    speed: float = 1.0,
+    install_signals: bool = True,
+    stop: threading.Event | None = None,
+) -> int:
+    runtime = ServiceRuntime("p1-reader", common, install_signals=install_signals)
+    if stop is not None:
+        runtime.stop_event = stop
+    site = runtime.settings.site
+    mqtt = runtime.mqtt
+    status_topic = mqtt.status_topic or runtime.topics.status(runtime.client_id)
+    handler = TelegramHandler(
+        settings, runtime.topics, site, "replay" if replay_file else "p1",
+        lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
+        status_topic,
+    )
+    if settings.ha_discovery:
+        def on_ha_status(topic: str, payload: bytes) -> None:
+            if payload.strip() == b"online":
+                log.info("Home Assistant is online: sending discovery again")
+                handler.announce()
+
+        mqtt.subscribe(HA_STATUS_TOPIC, on_ha_status, qos=1)
+        mqtt.on_connected(lambda: handler.announce() if handler.announced else None)
+    runtime.start()
+    if replay_file is not None:
+        if not mqtt.wait_connected(30):
+            log.error("no broker at %s after 30 s", runtime.settings.mqtt.redacted())
+            runtime.close()
+            return 1
+        accepted, refused = replay(handler, replay_file, speed, runtime.stop_event)
+        log.info("replay of %s done: %d published, %d refused", replay_file, accepted, refused)
+        time.sleep(0.5)  # let paho write out the last QoS 0 messages
+        runtime.close()
+        return 0
+    reader = threading.Thread(
+        target=read_port, args=(handler, settings, runtime.stop_event), daemon=True,
+        name="serial",
+    )
+    reader.start()
+    runtime.run_until_stopped()
+    reader.join(5)
+    return 0
