@@ -1,0 +1,199 @@
+"""Quarter forecasts and warning levels: the original algorithm and a better default.
+
+Pure logic: every call gets the quarter's elapsed seconds, the energy so far and
+the power, never a clock.
+
+Levels: ``ok``; ``warn`` when the forecast passes ``warn_fraction`` (90 %) of the
+threshold (getting close); ``alarm`` when it passes the threshold itself, i.e. the
+quarter will end above it unless something is switched off. ``alarm`` is what the
+original's red LED showed; a quarter's ``warned_at`` is its first ``alarm``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .quarters import QUARTER_S
+
+LEVELS = ("ok", "warn", "alarm")
+
+
+def headroom_w(threshold_w: float, forecast_wh: float, remaining_s: float) -> float:
+    """Constant extra power that can still be drawn until the quarter ends, on top of
+    the forecast, without the quarter's average passing ``threshold_w``.
+
+    ``(threshold_w x 0.25 h - forecast_wh) / remaining_h`` with the remaining time
+    taken as at least 1 s. Negative: that much must be shed, on average, for the
+    rest of the quarter.
+    """
+    return (threshold_w * QUARTER_S / 3600.0 - forecast_wh) * 3600.0 / max(remaining_s, 1.0)
+
+
+@dataclass
+class Forecast:
+    forecast_wh: float
+    level: str
+    warned: bool  # True when this reading raised the quarter's first alarm
+
+    @property
+    def forecast_w(self) -> float:
+        return self.forecast_wh * 3600.0 / QUARTER_S
+
+
+# ---------------------------------------------------------------------------------------
+# The original algorithm (baseline)
+# ---------------------------------------------------------------------------------------
+BASELINE_CHECKS_S = (300.0, 600.0)
+
+
+@dataclass
+class BaselineForecaster:
+    """At minute 5 and 10: energy so far extrapolated to 15 min vs the threshold.
+
+    Exactly the original: the energy at the check instant (interpolated between
+    the readings around it, like a boundary) times 3 at minute 5 and times 1.5 at
+    minute 10; above the dynamic threshold -> warning, which stays until the next
+    quarter. Between checks the published forecast is the plain linear
+    extrapolation of the energy so far.
+    """
+
+    checks_done: int = 0
+    alarm: bool = False
+    last_check_wh: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaselineForecaster:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def new_quarter(self) -> None:
+        self.checks_done, self.alarm, self.last_check_wh = 0, False, None
+
+    def update(
+        self, elapsed_s: float, energy_wh: float, prev_elapsed_s: float, prev_energy_wh: float,
+        power_w: float | None, threshold_w: float,
+    ) -> Forecast:
+        raised = False
+        while self.checks_done < len(BASELINE_CHECKS_S):
+            c = BASELINE_CHECKS_S[self.checks_done]
+            if elapsed_s < c:
+                break
+            if elapsed_s > prev_elapsed_s and prev_elapsed_s < c:
+                e_c = prev_energy_wh + (energy_wh - prev_energy_wh) * (c - prev_elapsed_s) / (
+                    elapsed_s - prev_elapsed_s
+                )
+            else:
+                e_c = energy_wh
+            self.last_check_wh = e_c * QUARTER_S / c
+            self.checks_done += 1
+            if not self.alarm and self.last_check_wh * 3600.0 / QUARTER_S > threshold_w:
+                self.alarm = raised = True
+        linear = energy_wh * QUARTER_S / elapsed_s if elapsed_s > 0 else energy_wh
+        return Forecast(linear, "alarm" if self.alarm else "ok", raised)
+
+
+# ---------------------------------------------------------------------------------------
+# The default forecaster
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ForecastParams:
+    fast_tau_s: float = 15.0
+    """Smoothing of the measured power (1 s telegram noise, motor start-ups)."""
+    base_tau_s: float = 1800.0
+    """The prior: a slow average of the house's power, what it returns to."""
+    persist_tau_s: float = 600.0
+    """How long an excess over the prior is expected to last (mean reversion)."""
+    warn_fraction: float = 0.9
+    hysteresis_fraction: float = 0.05
+    hold_s: float = 30.0
+    """A level drops only after the forecast stayed below it (minus hysteresis) this long."""
+
+
+@dataclass
+class DefaultForecaster:
+    """Energy so far + the expected energy for the rest of the quarter.
+
+    The rest is forecast from the smoothed current power ``p`` reverting to a prior
+    ``b`` (a slow average of the power): the excess ``p - b`` is expected to last
+    ``persist_tau_s`` on average, so over the remaining ``r`` seconds
+
+        rest_wh = (b x r + (p - b) x tau x (1 - exp(-r / tau))) / 3600
+
+    Near the end of the quarter that is the current power times the remaining time;
+    early in it a short spike (a kettle) weighs less than a load that has been on.
+    Levels go up at once, down only after ``hold_s`` below the level minus the
+    hysteresis, so they do not flicker.
+    """
+
+    p_fast_w: float | None = None
+    p_base_w: float | None = None
+    last_t: float | None = None
+    level: str = "ok"
+    below_since: float | None = None
+    alarmed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DefaultForecaster:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def new_quarter(self) -> None:
+        self.level, self.below_since, self.alarmed = "ok", None, False
+
+    def _smooth(self, t: float, power_w: float, params: ForecastParams) -> None:
+        if self.p_fast_w is None or self.p_base_w is None or self.last_t is None:
+            self.p_fast_w = self.p_base_w = power_w
+        else:
+            dt_s = max(0.0, t - self.last_t)
+            a = 1.0 - math.exp(-dt_s / params.fast_tau_s)
+            b = 1.0 - math.exp(-dt_s / params.base_tau_s)
+            self.p_fast_w += a * (power_w - self.p_fast_w)
+            self.p_base_w += b * (power_w - self.p_base_w)
+        self.last_t = t
+
+    def update(
+        self, t: float, elapsed_s: float, energy_wh: float, power_w: float | None,
+        threshold_w: float, params: ForecastParams,
+    ) -> Forecast:
+        if power_w is not None:
+            self._smooth(t, power_w, params)
+        p = self.p_fast_w if self.p_fast_w is not None else 0.0
+        b = self.p_base_w if self.p_base_w is not None else p
+        r = max(0.0, QUARTER_S - elapsed_s)
+        tau = params.persist_tau_s
+        rest_wh = (b * r + (p - b) * tau * (1.0 - math.exp(-r / tau))) / 3600.0
+        forecast_wh = energy_wh + max(0.0, rest_wh)
+        forecast_w = forecast_wh * 3600.0 / QUARTER_S
+
+        target = self._target(forecast_w, threshold_w, params, 0.0)
+        cur = LEVELS.index(self.level)
+        if LEVELS.index(target) >= cur:
+            self.level, self.below_since = target, None
+        else:
+            # drop only when below the current level's bound minus hysteresis, for hold_s
+            lower = self._target(forecast_w, threshold_w, params, params.hysteresis_fraction)
+            if LEVELS.index(lower) < cur:
+                if self.below_since is None:
+                    self.below_since = t
+                elif t - self.below_since >= params.hold_s:
+                    self.level, self.below_since = lower, None
+            else:
+                self.below_since = None
+        raised = self.level == "alarm" and not self.alarmed
+        if raised:
+            self.alarmed = True
+        return Forecast(forecast_wh, self.level, raised)
+
+    @staticmethod
+    def _target(forecast_w: float, threshold_w: float, params: ForecastParams, hyst: float) -> str:
+        if forecast_w > threshold_w * (1.0 - hyst):
+            return "alarm"
+        if forecast_w > threshold_w * (params.warn_fraction - hyst):
+            return "warn"
+        return "ok"

@@ -1,0 +1,269 @@
+"""Quarter-hour energy from cumulative import counters, on the meter's own clock.
+
+Pure logic: no clock, no I/O. Time is a pair (UTC instant in epoch seconds, UTC
+offset of the meter's clock in seconds), taken from the reading's ISO timestamp.
+
+Why the rules are what they are:
+
+- Quarters are keyed by their UTC instant. Boundaries fall at :00/:15/:30/:45 of
+  the meter's local clock; with the whole-hour offsets of CET/CEST those are the
+  same instants as UTC quarter boundaries, so the repeated hour of the October
+  change gives two distinct quarters (02:00+02:00 and 02:00+01:00), never one.
+- The counter value at a boundary is interpolated linearly between the last
+  reading before and the first at or after it. With 1 s telegrams that is exact to
+  a fraction of a Wh; across a gap it spreads the gap's energy over the quarters
+  it spans in proportion to time (those quarters say ``complete: false``). The
+  counters are cumulative, so nothing is ever lost: the quarters' energies always
+  add up to the counter difference.
+- A counter that goes down (a new meter, a reset) restarts the baseline: a running
+  offset keeps our "virtual counter" continuous, no negative energy is made.
+- A meter clock that goes back a little is clamped (time never runs backwards
+  inside a quarter); one that goes back more than a quarter re-anchors on the new
+  time. A clock that jumps forward is a gap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+QUARTER_S = 900
+MAX_GAP_S = 60.0
+"""A quarter is ``complete`` only if no two consecutive readings in it are further apart."""
+CLOCK_BACK_CLAMP_S = 900.0
+"""A backward clock step up to this is clamped; a bigger one re-anchors."""
+MAX_INTERPOLATED_S = 7 * 86400.0
+"""Longer gaps are not spread over (thousands of) quarters: their energy is reported lost."""
+MAX_PLAUSIBLE_W = 250_000.0
+"""A counter jump implying more than this is a meter swap, not consumption."""
+
+_TZ: dict[int, dt.timezone] = {}
+
+
+def tz_for(offset_s: int) -> dt.timezone:
+    tz = _TZ.get(offset_s)
+    if tz is None:
+        tz = _TZ[offset_s] = dt.timezone(dt.timedelta(seconds=offset_s))
+    return tz
+
+
+def parse_ts(ts: str) -> tuple[float, int]:
+    """ISO 8601 with offset -> (epoch seconds, offset seconds). No offset: UTC."""
+    d = dt.datetime.fromisoformat(ts)
+    off = d.utcoffset()
+    if off is None:
+        d = d.replace(tzinfo=dt.UTC)
+        return d.timestamp(), 0
+    return d.timestamp(), int(off.total_seconds())
+
+
+def iso(t: float, offset_s: int) -> str:
+    """Epoch seconds -> ISO 8601 on the meter's clock (seconds, with offset)."""
+    return dt.datetime.fromtimestamp(round(t), tz_for(offset_s)).isoformat()
+
+
+def local_month(t: float, offset_s: int) -> str:
+    """``YYYY-MM`` of an instant on the meter's clock."""
+    d = dt.datetime.fromtimestamp(t + offset_s, dt.UTC)
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def quarter_floor(t: float, offset_s: int) -> float:
+    """Start (epoch) of the quarter holding ``t`` on a clock ``offset_s`` from UTC."""
+    local = t + offset_s
+    return local - (local % QUARTER_S) - offset_s
+
+
+@dataclass
+class ClosedQuarter:
+    start_t: float
+    end_t: float
+    start_off: int
+    end_off: int
+    energy_wh: float
+    complete: bool
+    flags: list[str]
+    meter_avg_w: float | None = None
+
+    @property
+    def start(self) -> str:
+        return iso(self.start_t, self.start_off)
+
+    @property
+    def end(self) -> str:
+        return iso(self.end_t, self.end_off)
+
+    @property
+    def avg_w(self) -> float:
+        return self.energy_wh * 3600.0 / (self.end_t - self.start_t)
+
+
+@dataclass
+class Step:
+    """What one reading did to the quarters."""
+
+    accepted: bool
+    closed: list[ClosedQuarter] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    t: float = 0.0  # the reading's time as used (after clamping)
+    prev_t: float | None = None
+    prev_wh: float | None = None
+
+
+@dataclass
+class QuarterTracker:
+    """State of the running quarter; :meth:`to_dict`/:meth:`from_dict` round-trip it."""
+
+    offset_wh: float = 0.0  # added to the meter's counter: continuity across meter swaps
+    last_t: float | None = None
+    last_off: int = 0
+    last_wh: float = 0.0
+    meter_id: str | None = None
+    q_start: float = 0.0
+    q_off: int = 0
+    q_start_wh: float = 0.0
+    q_complete: bool = True
+    q_flags: list[str] = field(default_factory=list)
+    q_meter_avg_w: float | None = None
+
+    # -- persistence ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["q_flags"] = list(self.q_flags)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuarterTracker:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    # -- queries ---------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self.last_t is not None
+
+    @property
+    def q_end(self) -> float:
+        return self.q_start + QUARTER_S
+
+    @property
+    def energy_wh(self) -> float:
+        """Energy of the running quarter so far (up to the last reading)."""
+        return self.last_wh - self.q_start_wh
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.last_t or 0.0) - self.q_start
+
+    def _flag(self, flag: str) -> None:
+        if flag not in self.q_flags:
+            self.q_flags.append(flag)
+
+    def _open(self, start: float, off: int, start_wh: float, complete: bool) -> None:
+        self.q_start, self.q_off, self.q_start_wh = start, off, start_wh
+        self.q_complete = complete
+        self.q_flags = []
+        self.q_meter_avg_w = None
+
+    def _close(self, end: float, end_off: int, end_wh: float) -> ClosedQuarter:
+        return ClosedQuarter(
+            start_t=self.q_start, end_t=end, start_off=self.q_off, end_off=end_off,
+            energy_wh=end_wh - self.q_start_wh, complete=self.q_complete,
+            flags=list(self.q_flags), meter_avg_w=self.q_meter_avg_w,
+        )
+
+    # -- the one entry point -------------------------------------------------------
+    def update(
+        self, t: float, off: int, counter_wh: float, meter_id: str | None = None,
+        meter_avg_w: float | None = None,
+    ) -> Step:
+        """Take one reading: time, offset, the meter's import counter (T1+T2) in Wh."""
+        if self.last_t is None:
+            start = quarter_floor(t, off)
+            self.offset_wh = 0.0
+            self._open(start, off, counter_wh, complete=(t == start))
+            if t != start:
+                self._flag("partial")
+            self.last_t, self.last_off, self.last_wh = t, off, counter_wh
+            self.meter_id = meter_id
+            self.q_meter_avg_w = meter_avg_w
+            return Step(True, t=t)
+
+        step = Step(True, prev_t=self.last_t, prev_wh=self.last_wh)
+        wh = counter_wh + self.offset_wh
+        last_t = self.last_t
+
+        # -- meter replaced (new equipment id, counter down, or an impossible jump) --------
+        swapped = meter_id is not None and self.meter_id is not None and meter_id != self.meter_id
+        if t > last_t and not swapped:
+            rate_w = (wh - self.last_wh) * 3600.0 / (t - last_t)
+            swapped = wh < self.last_wh - 1e-6 or rate_w > MAX_PLAUSIBLE_W
+        if swapped:
+            old_kwh = (self.last_wh - self.offset_wh) / 1000
+            self.offset_wh += self.last_wh - wh
+            step.events.append(
+                f"meter replaced or counter reset (counter {old_kwh:.3f} -> "
+                f"{counter_wh / 1000:.3f} kWh"
+                + (f", meter id {self.meter_id} -> {meter_id}" if meter_id != self.meter_id else "")
+                + "): baseline restarted, energy between the two readings unknown"
+            )
+            wh = self.last_wh
+            self._flag("meter_replaced")
+            self.q_complete = False
+        if meter_id is not None:
+            self.meter_id = meter_id
+
+        # -- clock going backwards: stale duplicate, small step, or re-anchor -----------------
+        if t <= last_t:
+            if wh <= self.last_wh:
+                return Step(False, t=last_t)  # a repeat or an old reading: nothing new
+            back = last_t - t
+            if back <= CLOCK_BACK_CLAMP_S:
+                if back > 0:
+                    self._flag("clock_jump")
+                    step.events.append(f"meter clock went back {back:.0f} s: clamped")
+                t = last_t
+            else:
+                closed = self._close(last_t, self.last_off, self.last_wh)
+                closed.complete = False
+                closed.flags.append("clock_jump")
+                step.closed.append(closed)
+                step.events.append(f"meter clock went back {back:.0f} s: quarter closed early, re-anchored")
+                self._open(quarter_floor(t, off), off, self.last_wh, complete=False)
+                self._flag("clock_jump")
+                self.last_t, self.last_off = t, off
+                self.last_wh = wh
+                step.t = t
+                self.q_meter_avg_w = meter_avg_w
+                return step
+
+        # -- forward: close every boundary passed, interpolating the counter ----------------
+        gap = t - last_t
+        if gap > MAX_GAP_S:
+            self.q_complete = False
+            self._flag("gap")
+        if gap > MAX_INTERPOLATED_S and t >= self.q_end:
+            end_wh = self.last_wh
+            closed = self._close(self.q_end, off, end_wh)
+            closed.complete = False
+            step.closed.append(closed)
+            step.events.append(
+                f"data gap of {gap / 86400:.1f} days: {wh - self.last_wh:.0f} Wh not spread over quarters"
+            )
+            start = quarter_floor(t, off)
+            self._open(start, off, wh, complete=False)
+            self._flag("gap")
+        else:
+            while t >= self.q_end:
+                boundary = self.q_end
+                b_wh = self.last_wh + (wh - self.last_wh) * (boundary - last_t) / (t - last_t)
+                step.closed.append(self._close(boundary, off, b_wh))
+                self._open(boundary, off, b_wh, complete=True)
+                if t - last_t > MAX_GAP_S and t > boundary:
+                    self.q_complete = False
+                    self._flag("gap")
+        self.last_t, self.last_off, self.last_wh = t, off, wh
+        if meter_avg_w is not None:
+            self.q_meter_avg_w = meter_avg_w
+        step.t = t
+        return step

@@ -1,0 +1,277 @@
+"""MQTT wiring: readings of every site in, ``peak`` / ``peak/quarter`` / ``peak/month`` out.
+
+The only module with sockets, threads and clocks. One :class:`SiteEngine` per
+site, created at the site's first reading from its state file; states are written
+by a background thread (at each quarter close and every ``persist_s``), so a burst
+of quarter closes over thousands of sites does not stall the message thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from p1common.mqtt import BadPayload, decode_json_object
+from p1common.payloads import PeakConfig
+from p1common.persist import StateFileError, atomic_write_json, load_json
+from p1common.service import ServiceRuntime
+from p1common.topics import HA_STATUS_TOPIC, ha_config_topic, segment
+
+from .engine import BadReading, PeakSettings, SiteEngine
+from .forecast import ForecastParams
+
+log = logging.getLogger("peak-forecaster")
+
+READINGS = Counter("peak_forecaster_readings_total", "readings processed", ["result"])
+QUARTERS = Counter("peak_forecaster_quarters_total", "quarters closed", ["complete"])
+PROCESS_S = Histogram(
+    "peak_forecaster_process_seconds", "time from a reading's arrival to its peak published",
+    buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+)
+
+
+def shard_of(site: str, shards: int) -> int:
+    """Stable site -> shard (CRC-32, the same in every process and language)."""
+    return zlib.crc32(site.encode()) % shards
+
+
+@dataclass(frozen=True)
+class Options:
+    shards: int = 1
+    shard: int = 0
+    state_dir: Path = Path("var/peak-forecaster")
+    persist_s: float = 60.0
+    ha_discovery: bool = True
+    defaults: PeakSettings = field(default_factory=PeakSettings)
+
+
+# Home Assistant discovery: one row per entity (object id, name, leaf, field, unit, class).
+HA_ENTITIES: tuple[tuple[str, str, str, str, str | None, str | None], ...] = (
+    ("quarter_avg", "Quarter average so far", "peak", "avg_w", "W", "power"),
+    ("quarter_forecast", "Quarter forecast", "peak", "forecast_w", "W", "power"),
+    ("quarter_headroom", "Quarter headroom", "peak", "headroom_w", "W", "power"),
+    ("peak_threshold", "Quarter threshold", "peak", "threshold_w", "W", "power"),
+    ("peak_level", "Quarter warning level", "peak", "level", None, "enum"),
+    ("month_peak", "Month peak", "peak/month", "peak_w", "W", "power"),
+    ("billed_peak", "Billed peak (12-month average)", "peak/month", "billed_w", "W", "power"),
+    ("capacity_cost", "Capacity tariff per year", "peak/month", "cost_eur_year", "EUR", "monetary"),
+)
+
+
+class PeakService:
+    def __init__(self, runtime: ServiceRuntime, options: Options,
+                 params: ForecastParams | None = None) -> None:
+        self.rt = runtime
+        self.opts = options
+        self.params = params or ForecastParams()
+        self.topics = runtime.topics
+        self.engines: dict[str, SiteEngine] = {}
+        self.configs: dict[str, PeakSettings] = {}
+        self.last_persist: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending_cv = threading.Condition()
+        self._writer_stop = False
+        self._writer = threading.Thread(target=self._write_loop, name="state-writer", daemon=True)
+        self.opts.state_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self._writer.start()
+        m = self.rt.mqtt
+        m.subscribe(self.topics.all_sites("reading"), self.on_reading)
+        m.subscribe(self.topics.configs("+"), self.on_config, qos=1)
+        if self.opts.ha_discovery:
+            m.subscribe(HA_STATUS_TOPIC, self.on_ha_status)
+            m.on_connected(self._rediscover)
+        self.rt.start()
+        log.info(
+            "serving every site%s; state in %s",
+            f" of shard {self.opts.shard}/{self.opts.shards}" if self.opts.shards > 1 else "",
+            self.opts.state_dir,
+        )
+
+    def tick(self) -> None:
+        """Every second: queue the states that are due."""
+        now = time.monotonic()
+        with self.lock:
+            for site, eng in self.engines.items():
+                if now - self.last_persist.get(site, 0.0) >= self.opts.persist_s:
+                    self._queue_state(site, eng, now)
+
+    def close(self) -> None:
+        """Write every state synchronously (SIGTERM) and stop the writer."""
+        with self.lock:
+            for site, eng in self.engines.items():
+                self._queue_state(site, eng, time.monotonic())
+        with self._pending_cv:
+            self._writer_stop = True
+            self._pending_cv.notify()
+        if self._writer.is_alive():
+            self._writer.join(30)
+        self._flush()
+
+    # -- persistence -------------------------------------------------------------------
+    def _state_path(self, site: str) -> Path:
+        return self.opts.state_dir / f"{site}.json"
+
+    def _queue_state(self, site: str, eng: SiteEngine, now: float) -> None:
+        self.last_persist[site] = now
+        with self._pending_cv:
+            self._pending[site] = eng.to_state()
+            self._pending_cv.notify()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._pending_cv:
+                while not self._pending and not self._writer_stop:
+                    self._pending_cv.wait()
+                if self._writer_stop and not self._pending:
+                    return
+            self._flush()
+
+    def _flush(self) -> None:
+        while True:
+            with self._pending_cv:
+                if not self._pending:
+                    return
+                site = next(iter(self._pending))
+                state = self._pending.pop(site)
+            try:
+                atomic_write_json(self._state_path(site), state)
+            except OSError:
+                log.exception("could not write the state of %s", site)
+
+    def _engine(self, site: str) -> SiteEngine:
+        eng = self.engines.get(site)
+        if eng is not None:
+            return eng
+        settings = self.configs.get(site)
+        try:
+            state = load_json(self._state_path(site))
+        except StateFileError as exc:
+            log.error("%s; starting %s afresh", exc, site)
+            state = None
+        if state:
+            try:
+                eng = SiteEngine.from_state(state, settings, self.params)
+                log.info("site %s: state restored (quarter %s)", site,
+                         eng.tracker.q_start and time.strftime(
+                             "%Y-%m-%d %H:%M", time.gmtime(eng.tracker.q_start)) + "Z")
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("site %s: state file unusable (%s); starting afresh", site, exc)
+                eng = None
+        if eng is None:
+            eng = SiteEngine(site, settings or self.opts.defaults, self.params)
+            log.info("site %s: new", site)
+        self.engines[site] = eng
+        self.last_persist[site] = time.monotonic()
+        if self.opts.ha_discovery:
+            self._discover(site)
+        return eng
+
+    # -- handlers (paho's network thread) ---------------------------------------------------------
+    def mine(self, site: str) -> bool:
+        return self.opts.shards <= 1 or shard_of(site, self.opts.shards) == self.opts.shard
+
+    def on_reading(self, topic: str, payload: bytes) -> None:
+        t0 = time.perf_counter()
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.site is None or not self.mine(parsed.site):
+            return
+        if not payload:
+            return  # a retained reading being cleared
+        site = parsed.site
+        reading = decode_json_object(payload)
+        with self.lock:
+            eng = self._engine(site)
+            try:
+                res = eng.process(reading)
+            except BadReading as exc:
+                READINGS.labels("bad").inc()
+                raise BadPayload(str(exc)) from None
+            for ev in res.events:
+                log.warning("site %s: %s", site, ev)
+            if res.peak is None:
+                READINGS.labels("ignored").inc()
+                return
+            READINGS.labels("ok").inc()
+            m = self.rt.mqtt
+            if res.quarters:
+                self._queue_state(site, eng, time.monotonic())
+            for q in res.quarters:
+                QUARTERS.labels(str(q["complete"]).lower()).inc()
+                m.publish_json(self.topics.peak_quarter(site), q, qos=1)
+            if res.month is not None:
+                m.publish_json(self.topics.peak_month(site), res.month, qos=1, retain=True)
+            m.publish_json(self.topics.peak(site), res.peak, retain=True)
+        PROCESS_S.observe(time.perf_counter() - t0)
+
+    def on_config(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.kind != "config/peak" or parsed.ident or parsed.site is None:
+            return
+        site = parsed.site
+        if not self.mine(site) or not payload:
+            return
+        doc = decode_json_object(payload)
+        try:
+            cfg = PeakConfig.model_validate(doc)
+        except ValidationError as exc:
+            errs = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
+            )
+            raise BadPayload(f"peak config for {site} refused, keeping the last good one: {errs}") from None
+        settings = PeakSettings(cfg.manual_threshold_w, cfg.price_eur_per_kw_year, cfg.algorithm)
+        with self.lock:
+            self.configs[site] = settings
+            eng = self.engines.get(site)
+            if eng is not None:
+                eng.set_settings(settings)
+        log.info("site %s: peak config %s", site, settings)
+
+    def on_ha_status(self, topic: str, payload: bytes) -> None:
+        if payload.strip() == b"online":
+            self._rediscover()
+
+    # -- Home Assistant discovery -------------------------------------------------------------
+    def _rediscover(self) -> None:
+        with self.lock:
+            sites = list(self.engines)
+        for site in sites:
+            self._discover(site)
+
+    def _discover(self, site: str) -> None:
+        node = segment(f"p1_{site}", "node id")
+        status = self.rt.mqtt.status_topic
+        for obj, name, leaf, key, unit, dclass in HA_ENTITIES:
+            state_topic = self.topics.peak(site) if leaf == "peak" else self.topics.peak_month(site)
+            cfg: dict[str, Any] = {
+                "name": name,
+                "unique_id": f"p1_{site}_{obj}",
+                "object_id": f"p1_{site}_{obj}",
+                "state_topic": state_topic,
+                "value_template": f"{{{{ value_json.{key} }}}}",
+                "device": {"identifiers": [f"p1_{site}"], "name": f"P1 meter {site}",
+                           "manufacturer": "P1 energy stack"},
+            }
+            if status:
+                cfg.update(availability_topic=status, payload_available="online",
+                           payload_not_available="offline")
+            if unit:
+                cfg["unit_of_measurement"] = unit
+            if dclass == "enum":
+                cfg.update(device_class="enum", options=["ok", "warn", "alarm"])
+            elif dclass:
+                cfg["device_class"] = dclass
+                if dclass == "power":
+                    cfg["state_class"] = "measurement"
+            self.rt.mqtt.publish_json(ha_config_topic("sensor", node, obj), cfg, qos=1, retain=True)
