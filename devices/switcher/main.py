@@ -1,0 +1,4 @@
+# Switcher firmware entry point.
+import switcher_app
+
+switcher_app.main()
