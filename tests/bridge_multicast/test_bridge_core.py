@@ -175,3 +175,12 @@ def test_frame_without_time_only_short_dedup():
     assert c.on_datagram(b'{"dsmr":[5,0]}', LEGACY_IF, 0.0, HOST).action == "publish"
     assert c.on_datagram(b'{"dsmr":[5,0]}', LEGACY_IF, 0.1, HOST).reason == core.DUPLICATE
     assert c.on_datagram(b'{"dsmr":[5,0]}', LEGACY_IF, 1.0, HOST).action == "publish"
+
+
+def test_own_check_with_a_wildcard_sending_address():
+    c = BridgeCore(SEED_7, "home", own_address=("0.0.0.0", 40000))
+    sent = c.on_reading(P1_READING, 0.0)
+    assert sent.frame is not None
+    assert c.on_datagram(sent.frame, ("192.168.178.10", 40000), 0.01, HOST).reason == core.OWN
+    # another host that happens to use the same source port is not taken for us
+    assert c.on_datagram(FRAME, ("192.168.178.74", 40000), 0.02, HOST).action == "publish"

@@ -106,7 +106,7 @@ class BridgeCore:
     def on_datagram(
         self, data: bytes, source: tuple[str, int], now: float, host_now: datetime
     ) -> Verdict:
-        if self.own_address is not None and tuple(source[:2]) == tuple(self.own_address):
+        if self._is_own(source, data, now):
             return Verdict("drop", OWN, f"our own frame from {source[0]}:{source[1]}")
         try:
             values = frames.parse_frame(data, self.layout.key, self.max_frame_bytes)
@@ -121,6 +121,22 @@ class BridgeCore:
         return Verdict(
             "publish", reading=reading, live=frames.live_from_reading(reading), values=values
         )
+
+    def _is_own(self, source: tuple[str, int], data: bytes, now: float) -> bool:
+        """Our sending socket's address and port. When the kernel gave that socket no
+        address (0.0.0.0, no route with a source), the port must match and the content
+        must be a frame we sent, so another host's frame is never taken for ours."""
+        if self.own_address is None or int(source[1]) != int(self.own_address[1]):
+            return False
+        if source[0] == self.own_address[0]:
+            return True
+        if self.own_address[0] != "0.0.0.0":
+            return False
+        try:
+            values = frames.parse_frame(data, self.layout.key, self.max_frame_bytes)
+        except frames.FrameError:
+            return False
+        return self.sent_values.seen(tuple(values), now)
 
     # -- MQTT -> legacy -------------------------------------------------------------
     def on_reading(self, reading: Mapping[str, Any], now: float) -> Verdict:
