@@ -1,0 +1,178 @@
+"""MQTT security with a real Mosquitto: users and ACLs from deploy/mosquitto/mkusers.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from support import REPO, Mosquitto, Subscriber, mosquitto_bin, wait_for
+
+MKUSERS = REPO / "deploy" / "mosquitto" / "mkusers.py"
+DEVICES = ["home:output:boiler-sw:boiler", "home:output:pump", "home:monitor:hall",
+           "other:output:boiler-other:boiler"]
+
+
+def mkusers(out: Path, *extra: str) -> dict[str, str]:
+    args = [sys.executable, str(MKUSERS), "--out", str(out)]
+    for spec in DEVICES:
+        args += ["--device", spec]
+    subprocess.run(args + list(extra), check=True, capture_output=True, text=True, timeout=60)
+    creds = {}
+    for line in (out / "credentials.env").read_text().splitlines():
+        user, _, password = line.partition("=")
+        creds[user] = password
+    return creds
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, dict[str, str]]]:
+    if not mosquitto_bin():
+        pytest.skip("mosquitto is not installed")
+    out = tmp_path_factory.mktemp("mqttsec")
+    creds = mkusers(out)
+    conf = (f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}\n"
+            "use_username_as_clientid true\n")
+    broker = Mosquitto(extra_conf=conf, anonymous=False)
+    yield broker, creds
+    broker.close()
+
+
+def connect_rc(port: int, username: str | None, password: str | None) -> int:
+    """The CONNACK code the broker answers (0 = accepted, 4 = bad credentials, 5 = refused)."""
+    result: list[int] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    if username:
+        client.username_pw_set(username, password)
+
+    def on_connect(c, u, f, rc, p):  # type: ignore[no-untyped-def]
+        result.append(rc.value)
+        done.set()
+
+    def on_disconnect(c, u, f, rc, p):  # type: ignore[no-untyped-def]
+        if not result:
+            result.append(rc.value)
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert done.wait(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return result[0]
+
+
+def as_user(broker: Mosquitto, creds: dict[str, str], user: str, *topics: str) -> Subscriber:
+    return Subscriber(broker.port, *topics, username=user, password=creds[user])
+
+
+def test_anonymous_and_wrong_password_refused(secured: tuple) -> None:
+    broker, creds = secured
+    assert connect_rc(broker.port, None, None) != 0
+    assert connect_rc(broker.port, "boiler-sw", "not-the-password") != 0
+    assert connect_rc(broker.port, "nobody", "x") != 0
+    assert connect_rc(broker.port, "boiler-sw", creds["boiler-sw"]) == 0
+
+
+def test_device_writes_only_its_own_state(secured: tuple) -> None:
+    broker, creds = secured
+    spy = as_user(broker, creds, "p1-recorder", "p1/#")
+    dev = as_user(broker, creds, "boiler-sw")
+    try:
+        forbidden = [
+            "p1/home/output/pump/state",       # another output of the same site
+            "p1/other/output/boiler/state",    # the same output id on another site
+            "p1/home/output/boiler/set",       # commands are the controller's
+            "p1/home/reading",                 # a service's topic
+            "p1/config/home/outputs",          # configuration is the web's
+            "p1/status/load-controller",       # another client's status
+        ]
+        tag = uuid.uuid4().hex
+        for topic in forbidden:
+            dev.publish(topic, {"forged": tag})
+        dev.publish("p1/home/output/boiler/state", {"v": 1, "on": True, "tag": tag})
+        dev.publish("p1/status/boiler-sw", "online")
+        got = spy.wait("p1/status/boiler-sw", 1)
+        assert got
+        spy.wait("p1/home/output/boiler/state", 1)
+        time.sleep(0.2)
+        seen = {m.topic for m in spy.messages if tag.encode() in m.payload}
+        assert seen == {"p1/home/output/boiler/state"}
+    finally:
+        dev.close()
+        spy.close()
+
+
+def test_device_reads_only_its_own_set_and_config(secured: tuple) -> None:
+    broker, creds = secured
+    dev = as_user(broker, creds, "boiler-sw", "p1/home/output/boiler/set",
+                  "p1/home/output/pump/set", "p1/other/output/boiler/set", "p1/config/home/outputs",
+                  "p1/home/reading")
+    ctl = as_user(broker, creds, "load-controller")
+    web = as_user(broker, creds, "p1-web")
+    reader = as_user(broker, creds, "p1-reader")
+    try:
+        reader.publish("p1/home/reading", {"import_w": 1})
+        ctl.publish("p1/home/output/pump/set", {"on": True})
+        ctl.publish("p1/other/output/boiler/set", {"on": True})
+        ctl.publish("p1/home/output/boiler/set", {"on": True, "seq": 1})
+        web.publish("p1/config/home/outputs", {"v": 1, "outputs": []})
+        dev.wait("p1/config/home/outputs", 1)
+        dev.wait("p1/home/output/boiler/set", 1)
+        time.sleep(0.2)
+        assert sorted(m.topic for m in dev.messages) == [
+            "p1/config/home/outputs", "p1/home/output/boiler/set"]
+    finally:
+        for c in (dev, ctl, web, reader):
+            c.close()
+
+
+def test_services_write_only_their_own_topics(secured: tuple) -> None:
+    broker, creds = secured
+    spy = as_user(broker, creds, "p1-web", "p1/#")  # one connection per user: client id = user
+    forecaster = as_user(broker, creds, "peak-forecaster")
+    reader = as_user(broker, creds, "p1-reader")
+    recorder = as_user(broker, creds, "p1-recorder")
+    try:
+        tag = uuid.uuid4().hex
+        forecaster.publish("p1/home/reading", {"tag": tag})          # not its topic
+        forecaster.publish("p1/home/output/boiler/set", {"tag": tag})
+        recorder.publish("p1/home/peak", {"tag": tag})                # the recorder only reads
+        reader.publish("p1/home/peak", {"tag": tag})
+        forecaster.publish("p1/home/peak", {"tag": tag, "ok": 1})
+        reader.publish("p1/home/reading", {"tag": tag, "ok": 1})
+        spy.wait("p1/home/peak", 1)
+        spy.wait("p1/home/reading", 1)
+        time.sleep(0.2)
+        tagged = [(m.topic, m.json().get("ok")) for m in spy.messages if tag.encode() in m.payload]
+        assert sorted(tagged) == [("p1/home/peak", 1), ("p1/home/reading", 1)]
+    finally:
+        for c in (spy, forecaster, reader, recorder):
+            c.close()
+
+
+def test_rerun_keeps_passwords_and_rotate_changes_them(tmp_path: Path) -> None:
+    first = mkusers(tmp_path)
+    again = mkusers(tmp_path)
+    assert first == again
+    assert set(first) >= {"p1-reader", "p1-recorder", "boiler-sw", "pump", "hall"}
+    rotated = mkusers(tmp_path, "--rotate")
+    assert all(rotated[u] != first[u] for u in first)
+    env = (tmp_path / "env" / "p1-recorder.env").read_text()
+    assert env == f"MQTT_URL=mqtt://p1-recorder:{rotated['p1-recorder']}@mosquitto:1883\n" \
+                  "MQTT_CLIENT_ID=p1-recorder\n"
+    assert (tmp_path / "passwd").stat().st_mode & 0o077 == 0
+    wait_for(lambda: (tmp_path / ".gitignore").read_text().strip().endswith("*"))
