@@ -1,0 +1,100 @@
+"""``load-controller``: decides the outputs (relays, dimmers) of one site from its meter.
+
+Reads ``p1/<site>/reading``, ``p1/<site>/peak``, ``p1/<site>/output/+/state`` and the
+retained ``p1/config/<site>/outputs``; publishes ``p1/<site>/output/<id>/set`` on every
+reading (heartbeat, QoS 1) and ``p1/<site>/control`` (retained). No reading for 10 s:
+every output off until data returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from p1common.settings import CommonSettings, SettingsError
+
+from .config import ConfigError, LoadControllerSettings, load_outputs_file, parse_outputs
+
+EPILOG = """\
+environment (CLI flags override):
+  MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT   shared settings
+  LOADCTL_CONFIG            outputs document (JSON file) used until the retained
+                            config topic says otherwise
+  LOADCTL_TTL_S             ttl_s put in every set command (10)
+  LOADCTL_WATCHDOG_S        no reading for this long -> every output off (10)
+  LOADCTL_GAIN              proportional gain, 0.05..1 (0.8)
+  LOADCTL_DEVICE_DELAY_S    assumed delay before a device applies a command (0.5)
+  LOADCTL_METER_LAG_S       a reading shows what was applied this long before it (0.2)
+  LOADCTL_CONFIRM_TIMEOUT_S how long to wait for a state report's seq (2)
+  LOADCTL_FOLLOW_TIMEOUT_S  report a device not following after this long (5)
+  LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
+  LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (10)
+
+see docs/load-controller.md
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="load-controller", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--site", help="site slug (P1_SITE, default home)")
+    ap.add_argument("--mqtt-url", help="broker URL (MQTT_URL)")
+    ap.add_argument("--config", dest="config_file", metavar="FILE",
+                    help="outputs document used at start (LOADCTL_CONFIG)")
+    ap.add_argument("--ttl", dest="ttl_s", type=float, metavar="S", help="ttl_s of set commands")
+    ap.add_argument("--watchdog", dest="watchdog_s", type=float, metavar="S",
+                    help="seconds without a reading before every output goes off")
+    ap.add_argument("--gain", type=float, help="proportional gain (0.05..1)")
+    ap.add_argument("--device-delay", dest="device_delay_s", type=float, metavar="S",
+                    help="assumed delay before a device applies a command")
+    ap.add_argument("--follow-timeout", dest="follow_timeout_s", type=float, metavar="S",
+                    help="report a device that has not followed after this long")
+    ap.add_argument("--check-config", metavar="FILE",
+                    help="validate an outputs document, print it normalised, and exit")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.check_config:
+        try:
+            outputs = parse_outputs(json.loads(Path(args.check_config).read_text()))
+        except (OSError, ValueError, ConfigError) as exc:
+            print(f"load-controller: {args.check_config}: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps({"v": 1, "outputs": [o.model_dump() for o in outputs]}, indent=2))
+        return 0
+    env = dict(os.environ)
+    if args.site:
+        env["P1_SITE"] = args.site
+    if args.mqtt_url:
+        env["MQTT_URL"] = args.mqtt_url
+    try:
+        common = CommonSettings.from_env(env)
+        settings = LoadControllerSettings.from_env(env, vars(args))
+        outputs = load_outputs_file(settings.config_file) if settings.config_file else []
+    except SettingsError as exc:
+        print(f"load-controller: {exc}", file=sys.stderr)
+        return 2
+
+    from p1common.service import ServiceRuntime
+
+    from .service import LoadControllerService
+
+    runtime = ServiceRuntime("load-controller", common)
+    service = LoadControllerService(runtime, common.site, settings.params, outputs)
+    runtime.log.info("site %s, %d output(s) from %s; watchdog %g s, gain %g", common.site,
+                     len(outputs), settings.config_file or "the config topic",
+                     settings.params.watchdog_s, settings.params.gain)
+    runtime.start()
+    runtime.run_until_stopped(tick=service.tick, tick_s=1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

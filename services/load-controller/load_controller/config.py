@@ -1,0 +1,103 @@
+"""Settings (``LOADCTL_*`` environment variables, CLI flags override) and the outputs
+configuration document (``p1/config/<site>/outputs``), validated with the contract's model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from p1common.payloads import OutputConfig, OutputsConfig
+from p1common.settings import Env, SettingsError
+
+from .control import Params
+
+
+class ConfigError(ValueError):
+    """An outputs document is not valid; the message names the field and says why."""
+
+
+def parse_outputs(doc: Any) -> list[OutputConfig]:
+    """Validate an outputs document; raise :class:`ConfigError` naming the field."""
+    try:
+        cfg = OutputsConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = _where(err.get("loc", ()))
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            problems.append(f"{where}: {err.get('msg')}{shown}")
+        raise ConfigError("; ".join(problems)) from None
+    seen: set[str] = set()
+    for i, out in enumerate(cfg.outputs):
+        if out.id in seen:
+            raise ConfigError(f"outputs[{i}].id: {out.id!r} is used twice")
+        seen.add(out.id)
+        if out.mode == "proportional" and out.kind != "dimmer":
+            raise ConfigError(
+                f"outputs[{i}].mode: proportional needs kind 'dimmer' ({out.id!r} is a relay)"
+            )
+    return list(cfg.outputs)
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "document"
+
+
+def load_outputs_file(path: str, name: str = "LOADCTL_CONFIG") -> list[OutputConfig]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {path!r} is not JSON: {exc}") from None
+    try:
+        return parse_outputs(doc)
+    except ConfigError as exc:
+        raise SettingsError(f"{name}: {path!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class LoadControllerSettings:
+    config_file: str | None = None
+    params: Params = field(default_factory=Params)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> LoadControllerSettings:
+        """Environment first, then the non-None ``overrides`` (CLI flags)."""
+        env = Env(environ)
+        o = {k: v for k, v in (overrides or {}).items() if v is not None}
+        d = Params()
+
+        def num(key: str, var: str, default: float, lo: float, hi: float) -> float:
+            if key in o:
+                value = float(o[key])
+                if not lo <= value <= hi:
+                    raise SettingsError(f"--{key.replace('_', '-')}: {value} is not within {lo}..{hi}")
+                return value
+            return env.float(var, default, lo=lo, hi=hi)
+
+        params = Params(
+            ttl_s=num("ttl_s", "LOADCTL_TTL_S", d.ttl_s, 1, 3600),
+            watchdog_s=num("watchdog_s", "LOADCTL_WATCHDOG_S", d.watchdog_s, 1, 3600),
+            gain=num("gain", "LOADCTL_GAIN", d.gain, 0.05, 1.0),
+            device_delay_s=num("device_delay_s", "LOADCTL_DEVICE_DELAY_S", d.device_delay_s, 0, 30),
+            meter_lag_s=num("meter_lag_s", "LOADCTL_METER_LAG_S", d.meter_lag_s, 0, 30),
+            confirm_timeout_s=num("confirm_timeout_s", "LOADCTL_CONFIRM_TIMEOUT_S",
+                                  d.confirm_timeout_s, 0, 60),
+            follow_timeout_s=num("follow_timeout_s", "LOADCTL_FOLLOW_TIMEOUT_S",
+                                 d.follow_timeout_s, 1, 600),
+            peak_max_age_s=num("peak_max_age_s", "LOADCTL_PEAK_MAX_AGE_S", d.peak_max_age_s, 1, 3600),
+            deadband_w=num("deadband_w", "LOADCTL_DEADBAND_W", d.deadband_w, 0, 1000),
+        )
+        config_file = o.get("config_file") or env.opt("LOADCTL_CONFIG")
+        return cls(config_file=config_file, params=params)

@@ -1,0 +1,556 @@
+"""The controller: every output's decision on each reading, as plain values.
+
+No clock, no MQTT: :meth:`Controller.on_reading`, :meth:`Controller.on_peak`,
+:meth:`Controller.on_state` and :meth:`Controller.tick` take the time (seconds on
+any monotonic scale) and return what to publish. ``service.py`` wires it to MQTT;
+tests and benchmarks replay readings at any speed.
+
+Order of one step (one reading):
+
+1. what the meter shows of each output (:class:`~load_controller.modes.LevelTrack`)
+   and whether proportional loads really draw (:class:`~load_controller.modes.ResponseModel`);
+2. switch outputs (on/off/tariff/surplus) that are on, lowest priority first: a
+   surplus switch past its minimum on-time goes off on import; each one sees the
+   net power as it will be after the decisions taken before it;
+3. switch outputs that are off, highest priority first: each sees the export the
+   ones before it left (a switch that has just gone on counts with its rated power
+   until the meter shows it);
+4. peak guard on switch outputs (keep from starting, shed);
+5. proportional outputs share what is left, highest priority first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from p1common import CONTRACT_VERSION
+from p1common.payloads import OutputConfig
+
+from .modes import (
+    LevelTrack,
+    ResponseModel,
+    SurplusSwitch,
+    fmt_w,
+    proportional_step,
+    tariff_on,
+)
+
+log = logging.getLogger("load-controller")
+
+WATCHDOG_REASON = "watchdog: no meter data for {s} s"
+
+
+@dataclass(frozen=True)
+class Params:
+    """Tuning of the controller (defaults suit 1 s telegrams; see docs/load-controller.md)."""
+
+    ttl_s: float = 10.0
+    watchdog_s: float = 10.0
+    gain: float = 0.8
+    device_delay_s: float = 0.5
+    meter_lag_s: float = 0.2
+    confirm_timeout_s: float = 2.0
+    follow_timeout_s: float = 5.0
+    peak_max_age_s: float = 60.0
+    deadband_w: float = 10.0
+
+
+@dataclass
+class Command:
+    """One ``output/<id>/set`` to publish."""
+
+    output_id: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Step:
+    """What one reading or tick produced."""
+
+    commands: list[Command] = field(default_factory=list)
+    control: dict[str, Any] | None = None
+    events: list[str] = field(default_factory=list)  # log lines (following / watchdog changes)
+
+
+@dataclass
+class OutputRuntime:
+    cfg: OutputConfig
+    track: LevelTrack
+    index: int
+    seq: int
+    level_w: float = 0.0
+    reason: str = "off: waiting for the first reading"
+    surplus: SurplusSwitch = field(default_factory=SurplusSwitch)
+    model: ResponseModel | None = None
+    visible_w: float = 0.0
+    prev_visible_w: float | None = None
+    changed_at: float = 0.0
+    state: dict[str, Any] | None = None
+    state_t: float | None = None
+    following: bool | None = None
+    follow_note: str = "no state reports"
+    guard_note: str | None = None
+
+    @property
+    def proportional(self) -> bool:
+        return self.cfg.mode == "proportional"
+
+    @property
+    def drawing(self) -> bool:
+        return self.model.drawing if self.model is not None else True
+
+    @property
+    def on(self) -> bool:
+        return self.level_w > 0
+
+    @property
+    def pct(self) -> float:
+        return round(100.0 * self.level_w / self.cfg.rated_w, 1)
+
+    @property
+    def effective_w(self) -> float:
+        """What the meter shows this output drawing (0 for a load that cut out)."""
+        if not self.drawing:
+            return 0.0
+        return self.visible_w
+
+    def pending_w(self) -> float:
+        return self.level_w - self.visible_w
+
+
+class Controller:
+    """Decides every output of one site."""
+
+    def __init__(self, site: str, outputs: list[OutputConfig] | None = None,
+                 params: Params | None = None, seq_base: int = 0) -> None:
+        self.site = site
+        self.params = params or Params()
+        self.seq_base = seq_base
+        self.outputs: dict[str, OutputRuntime] = {}
+        self.last_reading_t: float | None = None
+        self.started_t: float | None = None
+        self.watchdog = False
+        self.prev_net_w: float | None = None
+        self.net_w: float | None = None
+        self.tariff: int | None = None
+        self.peak: dict[str, Any] | None = None
+        self.peak_t: float | None = None
+        self.period_s = 1.0  # telegram period, learnt from the readings
+        self.set_outputs(outputs or [])
+
+    # -- configuration -------------------------------------------------------------
+    def set_outputs(self, outputs: list[OutputConfig], ts: str = "") -> Step:
+        """Apply a (validated) configuration live; outputs that disappear get one final off."""
+        step = Step()
+        old = self.outputs
+        new: dict[str, OutputRuntime] = {}
+        for i, cfg in enumerate(outputs):
+            rt = old.get(cfg.id)
+            if rt is None:
+                rt = OutputRuntime(cfg=cfg, track=self._track(), index=i, seq=self.seq_base)
+            elif (rt.cfg.mode, rt.cfg.kind) != (cfg.mode, cfg.kind) or rt.cfg.rated_w != cfg.rated_w:
+                rt.surplus.reset()
+                rt.model = None
+            rt.cfg, rt.index = cfg, i
+            if cfg.mode == "proportional" and rt.model is None:
+                rt.model = self._model(cfg.rated_w)
+                if rt.level_w > cfg.rated_w:
+                    rt.level_w = cfg.rated_w
+            new[cfg.id] = rt
+        for oid, rt in old.items():
+            if oid not in new:
+                rt.level_w = 0.0
+                rt.seq += 1
+                step.commands.append(Command(oid, self._set_payload(rt, ts)))
+                step.events.append(f"output {oid} removed from the configuration: sent off")
+        self.outputs = new
+        return step
+
+    def _model(self, rated_w: float) -> ResponseModel:
+        d = self.params.device_delay_s
+        return ResponseModel(delays_s=(d, d + self.period_s, d + 2 * self.period_s),
+                             margin_w=max(100.0, 0.1 * rated_w))
+
+    def _track(self) -> LevelTrack:
+        p = self.params
+        return LevelTrack(device_delay_s=p.device_delay_s, confirm_timeout_s=p.confirm_timeout_s,
+                          meter_lag_s=p.meter_lag_s)
+
+    # -- inputs --------------------------------------------------------------------
+    def on_peak(self, now: float, peak: dict[str, Any]) -> None:
+        self.peak, self.peak_t = peak, now
+
+    def on_state(self, now: float, output_id: str, state: dict[str, Any]) -> None:
+        rt = self.outputs.get(output_id)
+        if rt is None:
+            return
+        rt.state, rt.state_t = state, now
+        seq = state.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            rt.track.confirm(now, seq)
+
+    def tick(self, now: float, ts: str = "") -> Step | None:
+        """The 1 s timer: the watchdog. Returns a step (all off) while no readings come."""
+        if self.started_t is None:
+            self.started_t = now
+        last = self.last_reading_t if self.last_reading_t is not None else self.started_t
+        if now - last < self.params.watchdog_s:
+            return None
+        step = Step()
+        reason = WATCHDOG_REASON.format(s=_num(self.params.watchdog_s))
+        if not self.watchdog:
+            self.watchdog = True
+            step.events.append(f"{reason}: every output off")
+        for rt in self._ordered():
+            rt.surplus.reset()
+            self._command(rt, now, 0.0, reason)
+        self.prev_net_w = None
+        self._emit(step, now, ts)
+        return step
+
+    def on_reading(self, now: float, reading: dict[str, Any], ts: str = "") -> Step:
+        """One meter reading: decide every output, heartbeat every ``set``."""
+        if self.started_t is None:
+            self.started_t = now
+        step = Step()
+        net = _net(reading)
+        if net is None:
+            step.events.append("reading without net_w / import_w / export_w: ignored")
+            return step
+        if self.watchdog:
+            step.events.append("meter data is back: normal control resumes")
+            self.watchdog = False
+        self.net_w = net
+        tariff = reading.get("tariff")
+        self.tariff = tariff if isinstance(tariff, int) else None
+        ts = ts or str(reading.get("ts") or "")
+
+        ordered = self._ordered()
+        self._observe(now, net, ordered)
+        self.last_reading_t = now
+        self._switches(now, net, ordered)
+        self._peak_guard_switches(now, ordered)
+        self._proportional(now, net, ordered)
+        self.prev_net_w = net
+        self._emit(step, now, ts)
+        return step
+
+    # -- the step ------------------------------------------------------------------
+    def _ordered(self) -> list[OutputRuntime]:
+        """Highest priority first; equal priorities in configuration order."""
+        return sorted(self.outputs.values(), key=lambda r: (-r.cfg.priority, r.index))
+
+    def _observe(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
+        """What the meter shows of each output; update the proportional loads' models."""
+        if self.last_reading_t is not None and self.prev_net_w is not None:
+            gap = now - self.last_reading_t
+            if 0 < gap < 30:
+                self.period_s += 0.1 * (gap - self.period_s)
+        for rt in ordered:
+            rt.track.prune(now)
+            rt.prev_visible_w = rt.visible_w
+            rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s() if rt.model else None)
+        for rt in ordered:
+            if rt.model is None:
+                continue
+            if self.prev_net_w is None:
+                rt.model.reset_history()
+            others = sum(o.effective_w for o in ordered if o is not rt)
+            levels = [rt.track.visible_w(now, d) for d in rt.model.delays_s] + [0.0]
+            if rt.model.update(net - others, levels):
+                rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s())
+                if rt.drawing:
+                    log.info("output %s draws, applying commands about %.1f s late",
+                             rt.cfg.id, rt.model.best_delay_s())
+                else:
+                    log.info("output %s does not draw (thermostat cut out?): holding", rt.cfg.id)
+
+    def _seen_net(self, rt: OutputRuntime, net: float, ordered: list[OutputRuntime]) -> float:
+        """The net power as output ``rt`` sees it: after every decision already taken
+        (pending commands count until the meter shows them), with what lower-priority
+        proportional loads absorb counted as available (they give way)."""
+        seen = net
+        for other in ordered:
+            if other.proportional:
+                if other.drawing:
+                    seen += other.level_w - other.visible_w
+                    if other.cfg.priority < rt.cfg.priority:
+                        seen -= other.level_w
+            else:
+                seen += other.level_w - other.visible_w
+        return seen
+
+    def _switches(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
+        switches = [rt for rt in ordered if not rt.proportional]
+        for rt in switches:
+            rt.guard_note = None
+            mode = rt.cfg.mode
+            if mode == "off":
+                self._command(rt, now, 0.0, "off: mode off")
+            elif mode == "on":
+                self._command(rt, now, rt.cfg.rated_w, "on: mode on")
+            elif mode == "tariff":
+                on, reason = tariff_on(self.tariff)
+                self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
+        # surplus switches that are on: lowest priority first, so it goes off first
+        for rt in reversed(switches):
+            if rt.cfg.mode == "surplus" and rt.surplus.on:
+                on, reason = rt.surplus.step_on(now, self._seen_net(rt, net, ordered),
+                                                rt.cfg.min_on_s)
+                self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
+        # surplus switches that are off: highest priority first
+        for rt in switches:
+            if rt.cfg.mode == "surplus" and not rt.surplus.on:
+                on, reason = rt.surplus.step_off(now, self._seen_net(rt, net, ordered),
+                                                 rt.cfg.threshold_w, rt.cfg.on_delay_s)
+                self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
+        for rt in switches:
+            if rt.cfg.mode != "surplus":
+                rt.surplus.reset()
+
+    # -- peak guard ----------------------------------------------------------------
+    def _peak_fresh(self, now: float | None = None) -> bool:
+        if self.peak is None or self.peak_t is None:
+            return False
+        ref = now if now is not None else self.last_reading_t
+        return ref is None or ref - self.peak_t <= self.params.peak_max_age_s
+
+    def headroom_w(self, ordered: list[OutputRuntime], decided: bool = True) -> float | None:
+        """The forecaster's headroom minus what outputs were commanded and the meter
+        (hence the forecast) does not show yet; ``decided=False`` leaves out the
+        decisions of the step in progress."""
+        if not self._peak_fresh() or self.peak is None:
+            return None
+        raw = self.peak.get("headroom_w")
+        if not isinstance(raw, (int, float)) or isinstance(raw, bool):
+            return None
+        pending = sum((rt.level_w if decided else rt.track.commanded_w) - rt.visible_w
+                      for rt in ordered if rt.drawing)
+        return float(raw) - pending
+
+    def _peak_num(self, key: str) -> float:
+        value = (self.peak or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    def _peak_text(self) -> str:
+        return (f"forecast {fmt_w(self._peak_num('forecast_w'))}, "
+                f"threshold {fmt_w(self._peak_num('threshold_w'))}")
+
+    def _peak_guard_switches(self, now: float, ordered: list[OutputRuntime]) -> None:
+        """Keep guarded switches from starting beyond the headroom; shed on deficit."""
+        switches = [rt for rt in ordered if not rt.proportional and rt.cfg.peak_guard]
+        if not switches:
+            return
+        if self.headroom_w(ordered) is None:
+            for rt in switches:
+                rt.guard_note = "inactive: no recent forecast"
+            return
+        # starts of this step, highest priority first, while the headroom carries them
+        head = self.headroom_w(ordered, decided=False)
+        assert head is not None
+        for rt in ordered:
+            starting = rt.level_w > rt.track.commanded_w
+            if not starting:
+                head -= rt.level_w - rt.track.commanded_w  # switch-offs free headroom
+        for rt in switches:
+            if rt.level_w > rt.track.commanded_w:
+                increment = rt.level_w - rt.track.commanded_w
+                if increment <= head:
+                    head -= increment
+                    continue
+                if rt.surplus.above_since is None and rt.surplus.on_since is not None:
+                    rt.surplus.above_since = now - rt.cfg.on_delay_s  # ready when it fits
+                rt.surplus.on_since = None
+                rt.guard_note = "kept from starting"
+                self._command(rt, now, rt.track.commanded_w, (
+                    f"off: peak guard: {fmt_w(increment)} would exceed the headroom "
+                    f"{fmt_w(head)} ({self._peak_text()})"))
+        # shed when the forecast goes over the threshold, lowest priority first
+        head_after = self.headroom_w(ordered)
+        assert head_after is not None
+        for rt in reversed(switches):
+            if head_after >= 0:
+                break
+            if rt.level_w > 0:
+                head_after += rt.level_w
+                rt.surplus.reset()
+                rt.guard_note = "shed"
+                self._command(rt, now, 0.0, (
+                    f"off: peak guard: headroom {fmt_w(self._peak_num('headroom_w'))} "
+                    f"({self._peak_text()})"))
+
+    # -- proportional --------------------------------------------------------------
+    def _proportional(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
+        props = [rt for rt in ordered if rt.proportional]
+        if not props:
+            return
+        # the household without the proportional loads, after the switch decisions
+        household = net
+        for rt in ordered:
+            if rt.proportional:
+                household -= rt.effective_w
+            else:
+                household += rt.level_w - rt.visible_w
+        head = self.headroom_w(ordered)
+        taken = 0.0
+        for rt in props:
+            share = rt.cfg.target_net_w - household - taken
+            cap = rt.cfg.rated_w
+            note = None
+            if rt.cfg.peak_guard:
+                if head is None:
+                    note = "peak guard inactive: no recent forecast"
+                else:
+                    cap = min(cap, max(0.0, rt.level_w + head))
+                    if share > cap:
+                        note = f"limited by the peak guard (headroom {fmt_w(head)})"
+            share = min(max(share, 0.0), cap)
+            new = proportional_step(rt.level_w, share, self.params.gain, rt.cfg.rated_w,
+                                    self.params.deadband_w)
+            new = min(new, cap)
+            if head is not None and rt.cfg.peak_guard:
+                head -= new - rt.level_w
+            rt.guard_note = note
+            if rt.drawing:
+                reason = self._prop_reason(rt, new, household, taken)
+                taken += share
+            else:
+                reason = (f"{self._pct_text(rt, new)}: holding at the surplus, the load does "
+                          f"not draw (thermostat cut out?)")
+            if note:
+                reason += f"; {note}"
+            self._command(rt, now, round(new * 1000.0 / rt.cfg.rated_w) * rt.cfg.rated_w / 1000.0,
+                          reason)
+
+    def _pct_text(self, rt: OutputRuntime, level_w: float) -> str:
+        return f"{100.0 * level_w / rt.cfg.rated_w:.1f} %"
+
+    def _prop_reason(self, rt: OutputRuntime, new: float, household: float, before: float) -> str:
+        surplus = rt.cfg.target_net_w - household - before
+        if new <= 0:
+            return f"{self._pct_text(rt, new)}: no surplus (net {fmt_w(household + before)} without it)"
+        if new >= rt.cfg.rated_w:
+            return f"100.0 %: surplus {fmt_w(surplus)} >= rated {fmt_w(rt.cfg.rated_w)}"
+        return (f"{self._pct_text(rt, new)}: absorbing the surplus {fmt_w(surplus)} "
+                f"towards net {fmt_w(rt.cfg.target_net_w)}")
+
+    # -- commands and status ---------------------------------------------------------
+    def _command(self, rt: OutputRuntime, now: float, level_w: float, reason: str) -> None:
+        if level_w != rt.level_w:
+            rt.changed_at = now
+        rt.level_w = level_w
+        rt.reason = reason
+
+    def _set_payload(self, rt: OutputRuntime, ts: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {"v": CONTRACT_VERSION, "ts": ts, "seq": rt.seq,
+                                   "ttl_s": self.params.ttl_s}
+        if rt.cfg.kind == "relay":
+            payload["on"] = rt.level_w > 0
+        else:
+            payload["pct"] = rt.pct
+        return payload
+
+    def _emit(self, step: Step, now: float, ts: str) -> None:
+        for rt in self._ordered():
+            rt.seq += 1
+            rt.track.command(now, rt.level_w, rt.seq)
+            step.commands.append(Command(rt.cfg.id, self._set_payload(rt, ts)))
+            event = self._follow(rt, now)
+            if event:
+                step.events.append(event)
+        step.control = self.control(now, ts)
+
+    def _follow(self, rt: OutputRuntime, now: float) -> str | None:
+        """Compare what the device reports with what it was told."""
+        before = rt.following
+        st = rt.state
+        if st is None:
+            rt.following, rt.follow_note = None, "no state reports"
+            return None
+        if st.get("override"):
+            rt.following, rt.follow_note = False, "device in manual override"
+        else:
+            want_on = rt.level_w > 0
+            if rt.cfg.kind == "relay" or "pct" not in st:
+                matches = bool(st.get("on")) == want_on
+                got = "on" if st.get("on") else "off"
+                want = "on" if want_on else "off"
+            else:
+                got_pct = st.get("pct")
+                matches = isinstance(got_pct, (int, float)) and abs(float(got_pct) - rt.pct) <= 1.0
+                got, want = f"{got_pct} %", f"{rt.pct} %"
+            if matches:
+                rt.following, rt.follow_note = True, "follows"
+            elif now - rt.changed_at >= self.params.follow_timeout_s:
+                rt.following = False
+                rt.follow_note = (f"does not follow: commanded {want} "
+                                  f"{now - rt.changed_at:.0f} s ago, device reports {got}")
+            else:
+                rt.follow_note = f"waiting for the device to apply {want}"
+        if before is not False and rt.following is False:
+            return f"output {rt.cfg.id} {rt.follow_note}"
+        if before is False and rt.following is True:
+            return f"output {rt.cfg.id} follows again"
+        return None
+
+    def control(self, now: float, ts: str) -> dict[str, Any]:
+        outputs = []
+        head = self.headroom_w(self._ordered())
+        for rt in self._ordered():
+            timers = rt.surplus.timers(now, rt.cfg.on_delay_s, rt.cfg.min_on_s)
+            item: dict[str, Any] = {
+                "id": rt.cfg.id,
+                "kind": rt.cfg.kind,
+                "mode": rt.cfg.mode,
+                "priority": rt.cfg.priority,
+                "decision": ("pct" if rt.proportional else ("on" if rt.on else "off")),
+                "on": rt.on,
+                "level_w": round(rt.level_w, 1),
+                "reason": rt.reason,
+                "on_delay_remaining_s": _round(timers["on_delay_remaining_s"]),
+                "min_on_remaining_s": _round(timers["min_on_remaining_s"]),
+                "following": rt.following,
+                "device": rt.follow_note,
+                "seq": rt.seq,
+            }
+            if rt.cfg.kind == "dimmer":
+                item["pct"] = rt.pct
+            if rt.proportional:
+                item["drawing"] = rt.drawing
+                if rt.model is not None:
+                    item["delay_s"] = round(rt.model.best_delay_s(), 1)
+            if rt.cfg.peak_guard:
+                item["peak_guard"] = rt.guard_note or "active"
+            if rt.state is not None:
+                item["state"] = {k: rt.state[k] for k in ("on", "pct", "override", "seq")
+                                 if k in rt.state}
+            outputs.append(item)
+        doc: dict[str, Any] = {"v": CONTRACT_VERSION, "site": self.site, "ts": ts,
+                               "watchdog": self.watchdog, "outputs": outputs}
+        if self.net_w is not None:
+            doc["net_w"] = round(self.net_w, 1)
+        if self.tariff is not None:
+            doc["tariff"] = self.tariff
+        if head is not None:
+            doc["headroom_w"] = round(head, 1)
+        return doc
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _net(reading: dict[str, Any]) -> float | None:
+    net = reading.get("net_w")
+    if isinstance(net, (int, float)) and not isinstance(net, bool):
+        return float(net)
+    imp, exp = reading.get("import_w"), reading.get("export_w")
+    if isinstance(imp, (int, float)) and isinstance(exp, (int, float)):
+        return float(imp) - float(exp)
+    return None

@@ -1,0 +1,140 @@
+"""Wires the controller to MQTT: readings, peak, device states and config in; ``set``
+heartbeats and ``control`` out; a 1 s tick for the watchdog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Gauge
+from pydantic import ValidationError
+
+from p1common.mqtt import BadPayload, decode_json_object
+from p1common.payloads import OutputConfig, OutputState
+from p1common.service import ServiceRuntime
+
+from .config import ConfigError, parse_outputs
+from .control import Controller, Params, Step
+
+log = logging.getLogger("load-controller")
+
+LEVEL_W = Gauge("p1_loadctl_output_level_w", "power commanded to each output", ["site", "output"])
+FOLLOWING = Gauge("p1_loadctl_output_following",
+                  "1 when the device follows its command, 0 when not, -1 when unknown",
+                  ["site", "output"])
+WATCHDOG = Gauge("p1_loadctl_watchdog", "1 while the watchdog holds every output off", ["site"])
+
+
+def iso_now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+class LoadControllerService:
+    def __init__(self, runtime: ServiceRuntime, site: str, params: Params,
+                 outputs: list[OutputConfig] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rt = runtime
+        self.site = site
+        self.clock = clock
+        self.topics = runtime.topics
+        self.lock = threading.Lock()
+        # seq grows across restarts too: it starts at the wall clock in ms
+        self.ctl = Controller(site, outputs or [], params, seq_base=int(time.time() * 1000))
+        self._last_reading_ts: Any = None
+        self._primed = False
+        self.config_error: str | None = None
+        m = runtime.mqtt
+        m.subscribe(self.topics.config(site, "outputs"), self._on_config, qos=1)
+        m.subscribe(self.topics.reading(site), self._on_reading)
+        m.subscribe(self.topics.peak(site), self._on_peak)
+        m.subscribe(self.topics.output_states(site), self._on_state, qos=1)
+
+    # -- inbound -----------------------------------------------------------------------
+    def _on_config(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            outputs: list[OutputConfig] = []
+            log.info("outputs configuration removed: no outputs")
+        else:
+            try:
+                outputs = parse_outputs(decode_json_object(payload))
+            except (ConfigError, BadPayload) as exc:
+                with self.lock:
+                    self.config_error = str(exc)
+                    kept = len(self.ctl.outputs)
+                raise BadPayload(
+                    f"invalid outputs configuration, keeping the last good one "
+                    f"({kept} output(s)): {exc}") from None
+        with self.lock:
+            self.config_error = None
+            step = self.ctl.set_outputs(outputs, ts=iso_now())
+            ids = ", ".join(f"{o.id} ({o.mode})" for o in outputs) or "none"
+        log.info("outputs configuration applied: %s", ids)
+        self._publish(step)
+
+    def _on_reading(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return
+        reading = decode_json_object(payload)
+        ts = reading.get("ts")
+        if not self._primed:
+            # the first reading may be the retained one from long ago: it only primes
+            self._primed = True
+            self._last_reading_ts = ts
+            if ts is not None:
+                return
+        if ts is not None and ts == self._last_reading_ts:
+            return  # the retained reading again (reconnect), not new meter data
+        self._last_reading_ts = ts
+        with self.lock:
+            step = self.ctl.on_reading(self.clock(), reading, ts=iso_now())
+        self._publish(step)
+
+    def _on_peak(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return
+        peak = decode_json_object(payload)
+        if not isinstance(peak.get("headroom_w"), (int, float)):
+            raise BadPayload("peak without a numeric headroom_w")
+        with self.lock:
+            self.ctl.on_peak(self.clock(), peak)
+
+    def _on_state(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if not payload or parsed is None or parsed.ident is None:
+            return
+        state = decode_json_object(payload)
+        try:
+            OutputState.model_validate(state)
+        except ValidationError as exc:
+            raise BadPayload(f"state: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}") from None
+        with self.lock:
+            self.ctl.on_state(self.clock(), parsed.ident, state)
+
+    # -- timer -------------------------------------------------------------------------
+    def tick(self) -> None:
+        with self.lock:
+            step = self.ctl.tick(self.clock(), ts=iso_now())
+        if step is not None:
+            self._publish(step)
+
+    # -- outbound ----------------------------------------------------------------------
+    def _publish(self, step: Step) -> None:
+        m = self.rt.mqtt
+        for cmd in step.commands:
+            m.publish_json(self.topics.output_set(self.site, cmd.output_id), cmd.payload, qos=1)
+        for event in step.events:
+            log.info("%s", event)
+        if step.control is not None:
+            doc = dict(step.control)
+            if self.config_error:
+                doc["config_error"] = self.config_error
+            m.publish_json(self.topics.control(self.site), doc, qos=0, retain=True)
+            WATCHDOG.labels(self.site).set(1 if doc.get("watchdog") else 0)
+            for out in doc["outputs"]:
+                LEVEL_W.labels(self.site, out["id"]).set(out["level_w"])
+                f = out.get("following")
+                FOLLOWING.labels(self.site, out["id"]).set(-1 if f is None else int(f))
