@@ -116,8 +116,8 @@ def replay(
             print(f"{s}: {ev}", file=sys.stderr)
         for q in res.quarters:
             out.write(_dump(q) + "\n")
-        if res.month is not None:
-            out.write(_dump(res.month) + "\n")
+        for m in res.months:
+            out.write(_dump(m) + "\n")
         if peaks and res.peak is not None:
             out.write(_dump(res.peak) + "\n")
     if bad:

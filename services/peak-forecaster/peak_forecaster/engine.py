@@ -45,7 +45,8 @@ class PeakSettings:
 class Result:
     peak: dict[str, Any] | None = None
     quarters: list[dict[str, Any]] = field(default_factory=list)
-    month: dict[str, Any] | None = None
+    months: list[dict[str, Any]] = field(default_factory=list)
+    """``peak/month`` records: the final one of a month that just ended, then the new one."""
     events: list[str] = field(default_factory=list)
 
 
@@ -64,7 +65,7 @@ def import_counter_wh(reading: dict[str, Any]) -> float:
         if t1 is None and t2 is None:
             raise BadReading("no import counter (import_kwh / import_t1_kwh / import_t2_kwh)")
         total = (t1 or 0.0) + (t2 or 0.0)
-    return total * 1000.0
+    return round(total * 1000.0, 3)  # meters count whole Wh; drop float dust
 
 
 class SiteEngine:
@@ -145,11 +146,11 @@ class SiteEngine:
         if not step.accepted:
             return res
         if first:
-            self.month.enter(local_month(tr.q_start, tr.q_off))
+            self._enter_month(local_month(tr.q_start, tr.q_off), res)
             self._new_quarter()
 
         for q in step.closed:
-            self.month.enter(local_month(q.start_t, q.start_off))
+            self._enter_month(local_month(q.start_t, q.start_off), res)
             rec = {
                 "v": 1, "site": self.site, "start": q.start, "end": q.end,
                 "energy_wh": round(q.energy_wh, 3), "avg_w": round(q.avg_w, 1),
@@ -168,7 +169,7 @@ class SiteEngine:
             self.month.add_quarter(q.avg_w, q.start)
             self._new_quarter()
         if step.closed:
-            self.month.enter(local_month(tr.q_start, tr.q_off))
+            self._enter_month(local_month(tr.q_start, tr.q_off), res)
 
         # meter values: 1-0:1.6.0 this month, 0-0:98.1.0 the history
         mm = _num(reading.get("month_max_w"))
@@ -233,13 +234,22 @@ class SiteEngine:
             peak["warned_at"] = warned
         res.peak = peak
 
-        if self.month.dirty:
+        self._month_record(res)
+        return res
+
+    def _month_record(self, res: Result) -> None:
+        if self.month.dirty and self.month.month is not None:
             self.month.dirty = False
             rec = self.month.record(self.site, self.settings.price_eur_per_kw_year)
             if rec != self._last_month_record:
                 self._last_month_record = rec
-                res.month = rec
-        return res
+                res.months.append(rec)
+
+    def _enter_month(self, month: str, res: Result) -> None:
+        """Roll the month over, first emitting the final record of the one ending."""
+        if self.month.month is not None and self.month.month != month:
+            self._month_record(res)
+        self.month.enter(month)
 
     def _new_quarter(self) -> None:
         self.baseline.new_quarter()

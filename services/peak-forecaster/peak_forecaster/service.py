@@ -210,8 +210,8 @@ class PeakService:
             for q in res.quarters:
                 QUARTERS.labels(str(q["complete"]).lower()).inc()
                 m.publish_json(self.topics.peak_quarter(site), q, qos=1)
-            if res.month is not None:
-                m.publish_json(self.topics.peak_month(site), res.month, qos=1, retain=True)
+            for rec in res.months:
+                m.publish_json(self.topics.peak_month(site), rec, qos=1, retain=True)
             m.publish_json(self.topics.peak(site), res.peak, retain=True)
         PROCESS_S.observe(time.perf_counter() - t0)
 
