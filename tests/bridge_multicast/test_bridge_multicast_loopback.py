@@ -109,8 +109,20 @@ def bridge_env(mosquitto):
         sub = Subscriber(mosquitto.port, TOPICS.reading(site), TOPICS.live(site))
         sender = LegacySender(port)
         made.append((bridge, runtime, sub, sender, listener))
-        # the bridge's MQTT subscription is in place once the broker acks it: probe it
-        time.sleep(0.1)
+        if direction != "to-mqtt":
+            # wait until the bridge's reading subscription is live: an incomplete probe
+            # reading is refused (counted) once it is
+            probe = {"v": 1, "site": site, "source": "p1", "ts": "2026-01-15T00:00:00+01:00"}
+            sent = []
+
+            def probed() -> bool:
+                sub.publish(TOPICS.reading(site), probe)
+                sent.append(probe)
+                return metric("p1_bridge_readings_skipped_total", site, reason="incomplete") > 0
+
+            wait_for(probed, 5, 0.05)
+            wait_for(lambda: len(sub.on(TOPICS.reading(site))) == len(sent))
+            sub.clear()
         return site, bridge, sub, sender, listener
 
     yield make
