@@ -107,6 +107,10 @@ def test_settings_defaults_and_overrides():
     s = BridgeSettings.from_env({"BRIDGE_PORT": "9000", "BRIDGE_DIRECTION": "to-mqtt"},
                                 overrides={"port": 9100, "direction": None})
     assert (s.port, s.direction, s.to_mqtt, s.to_legacy) == (9100, "to-mqtt", True, False)
+    with pytest.raises(SettingsError, match=r"--dedup-s: -1\.0 is not a window of 0-3000 s"):
+        BridgeSettings.from_env({}, overrides={"dedup_s": -1.0})
+    with pytest.raises(SettingsError, match="--port: 70000 is not a port number"):
+        BridgeSettings.from_env({}, overrides={"port": 70000})
 
 
 # -- RecentSet -------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ class BridgeSettings:
             raise SettingsError(f"{var}: {direction!r} is not one of {', '.join(DIRECTIONS)}")
         tz_name, var = pick("tz", "BRIDGE_TZ", lambda: env.str("BRIDGE_TZ", "Europe/Brussels"))
         check_tz(str(tz_name), var)
-        dedup_s, _ = pick("dedup_s", "BRIDGE_DEDUP_S", lambda: env.float("BRIDGE_DEDUP_S", 30.0, lo=0.0, hi=3000.0))
+        dedup_s, var = pick("dedup_s", "BRIDGE_DEDUP_S", lambda: env.float("BRIDGE_DEDUP_S", 30.0, lo=0.0, hi=3000.0))
+        if not 0 <= float(dedup_s) <= 3000:
+            raise SettingsError(f"{var}: {dedup_s} is not a window of 0-3000 s")
         extra: dict[str, Layout] = {}
         file_default: str | None = None
         path, var = pick("layouts_file", "BRIDGE_LAYOUTS_FILE", lambda: env.opt("BRIDGE_LAYOUTS_FILE"))
