@@ -185,3 +185,13 @@ def test_changed_ignores_the_clock() -> None:
     assert changed(None, a)
     assert not changed(a, {"ts": "2020-01-01T00:00:01+01:00", "import_w": 10.0})
     assert changed(a, {"ts": "2020-01-01T00:00:01+01:00", "import_w": 11.0})
+
+
+def test_fast_crc_equals_the_common_one() -> None:
+    from p1_reader import parser
+    from p1common.dsmr_crc import crc16
+
+    for name in ALL_FILES:
+        data = telegram_bytes(name)
+        assert parser.crc16(data) == crc16(data), name
+    assert parser.crc16 is not crc16, "crcmod's C extension is not in use"

@@ -17,9 +17,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from p1common.dsmr_crc import crc16
+from p1common.dsmr_crc import crc16 as _crc16_python
 
 from . import obis as O
+
+try:  # crcmod's C extension computes the same CRC16/ARC some 20x faster
+    from crcmod.crcmod import _usingExtension  # type: ignore[import-untyped]
+    from crcmod.predefined import mkPredefinedCrcFun  # type: ignore[import-untyped]
+
+    crc16 = mkPredefinedCrcFun("crc-16") if _usingExtension else _crc16_python
+except ImportError:  # pragma: no cover - crcmod is a pinned dependency
+    crc16 = _crc16_python
 
 _OFFSETS = {"S": "+02:00", "W": "+01:00", "s": "+02:00", "w": "+01:00"}
 _LOCAL = ZoneInfo("Europe/Brussels")  # for DSMR 2.2/3 timestamps that carry no S/W flag
@@ -35,7 +43,23 @@ class TelegramError(ValueError):
 
 
 # -- value helpers -------------------------------------------------------------------
+_TS_CACHE: dict[str, str | None] = {}
+
+
 def parse_timestamp(text: str) -> str | None:
+    """Cached :func:`convert_timestamp`: most stamps (history, month peak, gas hour)
+    repeat in every telegram for minutes to months."""
+    try:
+        return _TS_CACHE[text]
+    except KeyError:
+        pass
+    if len(_TS_CACHE) > 4096:
+        _TS_CACHE.clear()
+    iso = _TS_CACHE[text] = convert_timestamp(text)
+    return iso
+
+
+def convert_timestamp(text: str) -> str | None:
     """``YYMMDDhhmmssX`` -> ISO 8601 with the offset of X (S = +02:00, W = +01:00).
 
     ``None`` for a timestamp that is not a real date (meters send ``632525252525W``
@@ -214,9 +238,11 @@ def parse_telegram(
     lineno = 1
     for raw in body.split("\n"):
         lineno += 1
-        line = raw.strip()
-        if not line:
-            continue
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line or line[-1] != ")":
+            line = line.strip()
+            if not line:
+                continue
         p = line.find("(")
         if p < 0 or line[-1] != ")":
             raise TelegramError(f"line {lineno} {line[:40]!r} is not OBIS(value)", "unparsable")
@@ -248,6 +274,19 @@ def parse_telegram(
             continue
         field, kind = spec
         value = values[0]
+        # fast paths for the common units (most lines of every telegram)
+        if kind is O.W and value.endswith("*kW"):
+            try:
+                out[field] = round(float(value[:-3]) * 1000, 3)
+                continue
+            except ValueError:
+                pass
+        elif kind is O.KWH and value.endswith("*kWh"):
+            try:
+                out[field] = float(value[:-4])
+                continue
+            except ValueError:
+                pass
         if kind is O.W:
             if value:
                 w = _power_w(value, ref)
