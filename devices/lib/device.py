@@ -37,6 +37,8 @@ class Runtime:
         self.bad = 0
 
     def _on_msg(self, topic, payload):
+        if not payload:
+            return      # a retained message being cleared
         try:
             obj = json.loads(payload)
         except ValueError:

@@ -112,8 +112,7 @@ class Link:
             except Exception:
                 pass
         self.c = None
-        if self.up:
-            self.log("mqtt down", why)
+        self.log("mqtt down" if self.up else "mqtt connect failed", why)
         self.up = False
         self.backoff.failed(now_ms)
 
