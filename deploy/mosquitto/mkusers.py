@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+HOST_NETWORK = {"bridge-multicast"}  # multicast needs the host network: broker via localhost
 ITERATIONS = 101  # Mosquitto 2's default for $7$ (PBKDF2-SHA512)
 
 # service user -> (read patterns, write patterns); {p} = topic prefix
@@ -138,12 +139,12 @@ def load_credentials(path: Path) -> dict[str, str]:
     return creds
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    os.chmod(path, 0o600)
+    os.chmod(path, mode)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="SITE:output:DEVICE_ID[:OUTPUT_ID] or SITE:monitor:DEVICE_ID (repeat)")
     ap.add_argument("--prefix", default="p1", help="topic prefix (P1_TOPIC_PREFIX, default p1)")
     ap.add_argument("--host", default="mosquitto", help="broker host in the services' MQTT_URL")
+    ap.add_argument("--host-network-broker", default="127.0.0.1",
+                    help="broker host for services on the host network (bridge-multicast)")
     ap.add_argument("--port", type=int, default=1883, help="broker port in MQTT_URL")
     ap.add_argument("--tls", action="store_true", help="mqtts:// in MQTT_URL (port 8883 listener)")
     ap.add_argument("--rotate", action="store_true", help="new passwords for every user")
@@ -168,14 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     creds = {u: creds[u] for u in users}
     out.mkdir(parents=True, exist_ok=True)
     (out / ".gitignore").write_text("# secrets: never commit\n*\n")
-    write_private(out / "passwd", "".join(f"{u}:{mosquitto_hash(p)}\n" for u, p in creds.items()))
-    write_private(out / "acl", render_acl(args.prefix, devices))
+    # passwd and acl: 0640, so the broker container reads them through its group (group_add)
+    write_private(out / "passwd", "".join(f"{u}:{mosquitto_hash(p)}\n" for u, p in creds.items()),
+                  0o640)
+    write_private(out / "acl", render_acl(args.prefix, devices), 0o640)
     write_private(out / "credentials.env", "".join(f"{u}={p}\n" for u, p in creds.items()))
     scheme = "mqtts" if args.tls else "mqtt"
     for service in SERVICES:
         if service == "homeassistant":
             continue
-        url = f"{scheme}://{service}:{creds[service]}@{args.host}:{args.port}"
+        host = args.host_network_broker if service in HOST_NETWORK else args.host
+        url = f"{scheme}://{service}:{creds[service]}@{host}:{args.port}"
         write_private(out / "env" / f"{service}.env",
                       f"MQTT_URL={url}\nMQTT_CLIENT_ID={service}\n")
     print(f"wrote {out}/passwd, acl, credentials.env and env/*.env for {len(users)} users",

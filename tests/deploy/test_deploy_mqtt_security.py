@@ -174,5 +174,7 @@ def test_rerun_keeps_passwords_and_rotate_changes_them(tmp_path: Path) -> None:
     env = (tmp_path / "env" / "p1-recorder.env").read_text()
     assert env == f"MQTT_URL=mqtt://p1-recorder:{rotated['p1-recorder']}@mosquitto:1883\n" \
                   "MQTT_CLIENT_ID=p1-recorder\n"
-    assert (tmp_path / "passwd").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "passwd").stat().st_mode & 0o007 == 0
+    assert (tmp_path / "credentials.env").stat().st_mode & 0o077 == 0
+    assert "@127.0.0.1:1883" in (tmp_path / "env" / "bridge-multicast.env").read_text()
     wait_for(lambda: (tmp_path / ".gitignore").read_text().strip().endswith("*"))
