@@ -46,7 +46,7 @@ def test_baseline_warns_at_minute_10_only_when_minute_5_was_below() -> None:
 
 def test_baseline_interpolates_the_energy_at_the_check_instant() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(290, 10, 10)  # 10:04:50, 290 Wh
+    rs = [m.reading(), *m.run(290, 10, 10)]  # 10:04:50, 290 Wh
     m.advance(20, 40)  # 10:05:10: 20 Wh of these before minute 5 -> 310 Wh, x3 = 930 Wh
     rs.append(m.reading())
     eng, res = feed(rs, settings=BASELINE)
@@ -56,7 +56,7 @@ def test_baseline_interpolates_the_energy_at_the_check_instant() -> None:
 
 def test_baseline_does_not_warn_below_the_threshold() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(900, 10, 6)  # 2160 W
+    rs = [m.reading(), *m.run(900, 10, 6)]  # 2160 W
     _, res = feed(rs, settings=BASELINE)
     assert {r.peak["level"] for r in res if r.peak} == {"ok"}
     assert quarters(res)[0]["warned_at"] is None
@@ -64,7 +64,7 @@ def test_baseline_does_not_warn_below_the_threshold() -> None:
 
 def test_default_forecast_and_headroom_exact() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading(1800)] + m.run(300, 10, 5, 1800)  # steady 1800 W: smoothing changes nothing
+    rs = [m.reading(1800), *m.run(300, 10, 5, 1800)]  # steady 1800 W: smoothing changes nothing
     _, res = feed(rs)
     p = res[-1].peak
     assert p is not None
@@ -77,7 +77,7 @@ def test_default_forecast_and_headroom_exact() -> None:
 
 def test_default_warns_before_minute_5_on_a_sustained_load() -> None:
     m = Meter("2026-01-15T09:30:00+01:00")
-    rs = [m.reading(1200)] + m.run(1800, 10, 3, 1080)  # half an hour at ~1.1 kW
+    rs = [m.reading(1200), *m.run(1800, 10, 3, 1080)]  # half an hour at ~1.1 kW
     rs += m.run(120, 10, 3, 1080) + m.run(600, 10, 25, 9000)  # a 9 kW load from 10:02
     _, res = feed(rs)
     (ts, _level) = next(x for x in _levels(res) if x[1] == "alarm")
@@ -88,7 +88,7 @@ def test_default_warns_before_minute_5_on_a_sustained_load() -> None:
 
 def test_default_short_spike_early_in_the_quarter_does_not_alarm() -> None:
     m = Meter("2026-01-15T09:30:00+01:00")
-    rs = [m.reading(500)] + m.run(1800, 10, 1, 360)  # half an hour at ~400 W
+    rs = [m.reading(500), *m.run(1800, 10, 1, 360)]  # half an hour at ~400 W
     rs += m.run(120, 10, 8, 2880)  # a 2.9 kW kettle for 2 min (a naive E + P x r would alarm)
     rs += m.run(780, 10, 1, 360)
     _, res = feed(rs)

@@ -10,7 +10,7 @@ from peak_forecaster.months import MonthState
 
 def test_floor_of_2500_w_when_no_quarter_reaches_it() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(900, 10, 5) + m.run(900, 10, 2)  # 1800 W, then 720 W
+    rs = [m.reading(), *m.run(900, 10, 5), *m.run(900, 10, 2)]  # 1800 W, then 720 W
     _, res = feed(rs)
     last = months(res)[-1]
     assert (last["peak_w"], last["our_peak_w"], last["peak_start"], last["source"]) == (

@@ -9,7 +9,7 @@ from peak_forecaster.quarters import QuarterTracker, parse_ts, quarter_floor
 
 def test_quarter_energy_and_average_from_t1_plus_t2() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading(3600)] + m.run(1800, 10, 10, 3600)  # 1 Wh/s = 3600 W
+    rs = [m.reading(3600), *m.run(1800, 10, 10, 3600)]  # 1 Wh/s = 3600 W
     _, res = feed(rs)
     qs = quarters(res)
     assert brief(qs) == [
@@ -22,7 +22,7 @@ def test_quarter_energy_and_average_from_t1_plus_t2() -> None:
 
 def test_boundary_counter_is_interpolated_between_the_telegrams_around_it() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(890, 10, 20)  # ... 10:14:50, +1780 Wh
+    rs = [m.reading(), *m.run(890, 10, 20)]  # ... 10:14:50, +1780 Wh
     m.advance(20, 60)  # 10:15:10: 60 Wh in 20 s, 30 of them before the boundary
     rs.append(m.reading())
     rs += m.run(900, 10, 20)  # to 10:30:10
@@ -37,7 +37,7 @@ def test_boundary_counter_is_interpolated_between_the_telegrams_around_it() -> N
 
 def test_gap_across_boundaries_is_spread_linearly_and_loses_nothing() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(600, 10, 10)  # 10:10:00, +600 Wh
+    rs = [m.reading(), *m.run(600, 10, 10)]  # 10:10:00, +600 Wh
     m.advance(1800, 3000)  # nothing until 10:40:00, 3000 Wh later
     rs.append(m.reading())
     eng, res = feed(rs)
@@ -54,7 +54,7 @@ def test_gap_across_boundaries_is_spread_linearly_and_loses_nothing() -> None:
 
 def test_short_gaps_inside_a_quarter_keep_it_complete() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(900, 60, 60)  # one telegram a minute: MAX_GAP_S is 60
+    rs = [m.reading(), *m.run(900, 60, 60)]  # one telegram a minute: MAX_GAP_S is 60
     _, res = feed(rs)
     assert brief(quarters(res)) == [
         ("2026-01-15T10:00:00+01:00", "2026-01-15T10:15:00+01:00", 900.0, True)]
@@ -101,7 +101,7 @@ def test_dst_fall_back_repeated_hour_gives_two_distinct_sets_of_quarters() -> No
 
 def test_counter_going_down_restarts_the_baseline_without_negative_energy() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(290, 10, 10)  # 10:04:50
+    rs = [m.reading(), *m.run(290, 10, 10)]  # 10:04:50
     m.advance(10, 0)
     m.wh = 500  # a new meter at 0.5 kWh
     rs.append(m.reading())
@@ -131,7 +131,7 @@ def test_new_meter_id_is_a_replacement_even_when_the_counter_goes_up() -> None:
 
 def test_meter_clock_small_step_back_is_clamped_and_energy_kept() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(420, 10, 10)  # 10:07:00
+    rs = [m.reading(), *m.run(420, 10, 10)]  # 10:07:00
     m.advance(-30, 10)  # the meter clock goes back 30 s: 10:06:30
     rs.append(m.reading())
     rs += m.run(510, 10, 10)  # to 10:15:00 on the meter clock
@@ -143,7 +143,7 @@ def test_meter_clock_small_step_back_is_clamped_and_energy_kept() -> None:
 
 def test_meter_clock_big_step_back_re_anchors() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(420, 10, 10)  # 10:07:00
+    rs = [m.reading(), *m.run(420, 10, 10)]  # 10:07:00
     m.advance(-3590, 10)  # 09:07:10
     rs.append(m.reading())
     rs += m.run(470, 10, 10)  # 09:15:00
@@ -158,7 +158,7 @@ def test_meter_clock_big_step_back_re_anchors() -> None:
 
 def test_meter_clock_jump_forward_is_a_gap() -> None:
     m = Meter("2026-01-15T10:00:00+01:00")
-    rs = [m.reading()] + m.run(600, 10, 10)  # 10:10:00
+    rs = [m.reading(), *m.run(600, 10, 10)]  # 10:10:00
     m.advance(1210, 10)  # the clock jumps 20 min: next telegram says 10:30:10
     rs.append(m.reading())
     _, res = feed(rs)
