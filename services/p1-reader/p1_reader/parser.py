@@ -267,10 +267,9 @@ def parse_telegram(
             if kind is None:
                 extra[line[:p]] = line[p:]
                 continue
-            dev = mbus.get(channel)
-            if dev is None:
-                dev = mbus[channel] = {"channel": channel}
-            legacy_channel = _mbus_object(dev, kind, values, ref, line[p:], extra)
+            if channel not in mbus:
+                mbus[channel] = {"channel": channel}
+            legacy_channel = _mbus_object(mbus[channel], kind, values, ref, line[p:], extra)
             continue
         field, kind = spec
         value = values[0]
