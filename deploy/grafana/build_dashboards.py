@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
+K3S_COPY = Path(__file__).resolve().parent.parent / "k3s" / "base" / "grafana" / "dashboards"
 DS = {"type": "influxdb", "uid": "p1-influxdb"}
 TZ = 'import "timezone"\noption location = timezone.location(name: "${tz}")\n'
 
@@ -161,10 +162,11 @@ def render(name: str) -> str:
 
 
 def main() -> int:
-    OUT.mkdir(exist_ok=True)
-    for name in DASHBOARDS:
-        (OUT / f"{name}.json").write_text(render(name))
-        print(f"wrote {OUT / (name + '.json')}", file=sys.stderr)
+    for folder in (OUT, K3S_COPY):  # kustomize reads files below its own folder only
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in DASHBOARDS:
+            (folder / f"{name}.json").write_text(render(name))
+            print(f"wrote {folder / (name + '.json')}", file=sys.stderr)
     return 0
 
 
