@@ -96,7 +96,7 @@ class Meter:
         self.water_m3 = cfg.water_m3
         self.gas_capture = (start - start % 300, cfg.gas_m3)
         self.water_capture = (start - start % 300, cfg.water_m3)
-        self._update_volts()
+        self.update_volts()
 
     # -- tariff -------------------------------------------------------------------------
     def tariff_at(self, t: int) -> int:
@@ -135,7 +135,6 @@ class Meter:
             self.water_capture = (now, self.water_m3)
         if now % 900 == 0:
             self._close_quarter(now)
-        self._update_volts()
 
     def _close_quarter(self, end: int) -> None:
         demand = self.q_imp_j / 900.0
@@ -156,7 +155,8 @@ class Meter:
         self.q_start = end
         self.q_imp_j = 0
 
-    def _update_volts(self) -> None:
+    def update_volts(self) -> None:
+        """New voltages and currents for the phase powers; called per telegram, not per second."""
         rng = self._rng
         sod = self.clock.seconds_of_day(self.now)
         # the street: lower in the evening peak, higher around noon

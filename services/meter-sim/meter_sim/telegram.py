@@ -58,6 +58,7 @@ class TelegramWriter:
         return s
 
     def render(self, m: Meter) -> bytes:
+        m.update_volts()
         body = self._fluvius(m) if self.fmt == "fluvius" else self._dsmr5(m)
         data = "\r\n".join(body).encode("ascii") + b"\r\n!"
         return data + crc_hex_fast(data).encode("ascii") + b"\r\n"
