@@ -295,14 +295,16 @@ class Controller:
                 on, reason = tariff_on(self.tariff)
                 self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
         # surplus switches that are on: lowest priority first, so it goes off first
+        decided: set[str] = set()
         for rt in reversed(switches):
             if rt.cfg.mode == "surplus" and rt.surplus.on:
+                decided.add(rt.cfg.id)
                 on, reason = rt.surplus.step_on(now, self._seen_net(rt, net, ordered),
                                                 rt.cfg.min_on_s)
                 self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
         # surplus switches that are off: highest priority first
         for rt in switches:
-            if rt.cfg.mode == "surplus" and not rt.surplus.on:
+            if rt.cfg.mode == "surplus" and rt.cfg.id not in decided:
                 on, reason = rt.surplus.step_off(now, self._seen_net(rt, net, ordered),
                                                  rt.cfg.threshold_w, rt.cfg.on_delay_s)
                 self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)

@@ -104,10 +104,11 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
     return out
 
 
-def settle_time(samples: list[Sample], t_step: float, band_w: float = 50.0,
-                target_w: float = 0.0) -> float | None:
-    """Seconds after ``t_step`` until |net - target| stays within ``band_w``."""
-    after = [s for s in samples if s.t >= t_step]
+def settle_time(samples: list[Sample], t_step: float, t_end: float | None = None,
+                band_w: float = 50.0, target_w: float = 0.0) -> float | None:
+    """Seconds after ``t_step`` until |net - target| stays within ``band_w`` (up to
+    ``t_end``); None if it never does."""
+    after = [s for s in samples if s.t >= t_step and (t_end is None or s.t < t_end)]
     last_out = None
     for s in after:
         if abs(s.net_w - target_w) > band_w:
