@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from p1common.settings import Env, SettingsError, check_slug
@@ -63,7 +64,7 @@ class RecorderSettings:
             shard=parse_shard(env.str("RECORDER_SHARD", "0/1"), "RECORDER_SHARD"),
         )
 
-    def with_overrides(self, **values: object) -> RecorderSettings:
+    def with_overrides(self, **values: Any) -> RecorderSettings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def records_site(self, site: str) -> bool:
