@@ -51,3 +51,10 @@ def test_topics_build_and_parse():
         t.reading("a/b")
     with pytest.raises(TopicError):
         t.output_set("home", "+")
+
+
+def test_shared_subscription_matches_like_its_filter():
+    from p1common.mqtt import match_pattern
+
+    assert match_pattern("$share/forecasters/p1/+/reading") == "p1/+/reading"
+    assert match_pattern("p1/+/reading") == "p1/+/reading"

@@ -56,6 +56,14 @@ def decode_json_object(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> dict[
     return obj
 
 
+def match_pattern(pattern: str) -> str:
+    """The filter a message's topic is matched with: ``$share/<group>/f`` matches like ``f``."""
+    if pattern.startswith("$share/"):
+        parts = pattern.split("/", 2)
+        return parts[2] if len(parts) == 3 else pattern
+    return pattern
+
+
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
@@ -189,7 +197,7 @@ class MqttClient:
         with self._lock:
             subs = list(self._subs)
         for pattern, _, handler in subs:
-            if mqtt.topic_matches_sub(pattern, msg.topic):
+            if mqtt.topic_matches_sub(match_pattern(pattern), msg.topic):
                 try:
                     handler(msg.topic, bytes(msg.payload))
                 except BadPayload as exc:
