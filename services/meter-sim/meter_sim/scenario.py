@@ -109,23 +109,30 @@ def build(data: dict[str, Any], *, start: int | None = None, seed: int | None = 
 
     meter = _meter(data.get("meter"), start, seed)
 
-    delay = delay_s if delay_s is not None else data.get("command_delay_s")
-    wd = watchdog_s if watchdog_s is not None else data.get("watchdog_s")
+    # top-level command_delay_s / watchdog_s: the default of every load; the CLI flags win
+    defaults = {k: float(data[k]) for k in ("command_delay_s", "watchdog_s")
+                if data.get(k) is not None}
     loads_raw = data.get("loads")
     if loads_raw is None:
+        loads_raw = [{"id": ld.id} for ld in DEFAULT_LOADS]
         loads = list(DEFAULT_LOADS)
     elif isinstance(loads_raw, list):
         loads = [_section(LoadConfig, item, f"loads[{i}]") for i, item in enumerate(loads_raw)]
     else:
         raise ScenarioError("loads: expected a list")
+    for i, item in enumerate(loads_raw):
+        if "command_delay_s" in defaults and "delay_s" not in item:
+            loads[i] = replace(loads[i], delay_s=defaults["command_delay_s"])
+        if "watchdog_s" in defaults and "watchdog_s" not in item:
+            loads[i] = replace(loads[i], watchdog_s=defaults["watchdog_s"])
+    delay, wd = delay_s, watchdog_s
     ids = [ld.id for ld in loads]
     if len(set(ids)) != len(ids):
         raise ScenarioError("loads: ids must be unique")
-    loads = [
-        replace(ld, **({"delay_s": float(delay)} if delay is not None else {}),
-                **({"watchdog_s": float(wd)} if wd is not None else {}))
-        for ld in loads
-    ]
+    if delay is not None:
+        loads = [replace(ld, delay_s=float(delay)) for ld in loads]
+    if wd is not None:
+        loads = [replace(ld, watchdog_s=float(wd)) for ld in loads]
     events = _events(data.get("events"), start, set(ids))
     gas = house.gas if house else bool((data.get("meter") or {}).get("gas", True))
     water = house.water if house else bool((data.get("meter") or {}).get("water", True))

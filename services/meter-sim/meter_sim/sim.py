@@ -94,7 +94,7 @@ class Simulator:
         return True
 
     def drain_states(self) -> list[tuple[str, dict[str, Any]]]:
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for ident, load in self.loads.items():
             out.extend((ident, s) for s in load.drain())
         return out
