@@ -1,0 +1,316 @@
+"""peak-forecaster benchmark: warning quality (default vs the original) and throughput.
+
+Quality: simulated months (meter-sim's house, PV and meter model, several seeds,
+winter and summer), a reading every 10 s, through the real engine. A quarter is
+*positive* when its average ends above the threshold in force. For each algorithm:
+recall (positives that got an ``alarm`` during the quarter), recall with at least
+4 min lead (alarm at least 4 min before the quarter's end), precision (alarmed
+quarters that really ended above), median lead. Two threshold regimes: the real
+dynamic one (max(2500 W, month peak)) and a fixed 2500 W (more events).
+
+Throughput: one ``peak-forecaster`` process, a real Mosquitto, N sites each
+publishing a reading per second; latency = reading published -> its ``peak``
+received, against the plain broker hop (publish -> receive, no service) measured
+in the same run; the service's CPU use per 1000 readings/s.
+
+Standalone: ``python -m bench.peak [--days 30 --seeds 1 2 --sites 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+SEASONS = {"winter": (1, 1), "summer": (7, 1)}  # (month, day) of 2026
+INTERVAL_S = 10
+
+
+def _log(msg: str) -> None:
+    print(f"[bench.peak] {msg}", flush=True)
+
+
+# -- data ----------------------------------------------------------------------------------
+def simulated_readings(seed: int, season: str, days: int) -> list[dict[str, Any]]:
+    """Readings from meter-sim's model (Python API: the same model as its CLI, no telegram
+    rendering/parsing, so a month takes seconds)."""
+    try:
+        from meter_sim.sim import SimConfig, Simulator
+    except ImportError:  # pragma: no cover - only before meter-sim existed
+        return synthetic_readings(seed, season, days)
+    month, day = SEASONS[season]
+    local_start = dt.datetime(2026, month, day, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    sim = Simulator(SimConfig(start=int(local_start.timestamp()), seed=seed))
+    out: list[dict[str, Any]] = []
+    m = sim.meter
+    for _ in range(days * 86400):
+        sim.step()
+        if m.now % INTERVAL_S == 0:
+            out.append({"ts": sim.clock.iso(m.now), "import_kwh": round(sum(m.imp_j) / 3.6e6, 3),
+                        "import_w": m.import_w})
+    return out
+
+
+def synthetic_readings(seed: int, season: str, days: int) -> list[dict[str, Any]]:
+    """Fallback house: base load plus random heavy appliances (development only)."""
+    import random
+    rng = random.Random(f"{seed}:{season}")
+    t = dt.datetime(2026, SEASONS[season][0], 1, tzinfo=dt.UTC) - dt.timedelta(hours=1)
+    wh = 0.0
+    loads: list[tuple[float, float]] = []  # (until, W)
+    out = []
+    for s in range(0, days * 86400, INTERVAL_S):
+        if rng.random() < INTERVAL_S / 3600 * 2:
+            loads.append((s + rng.uniform(120, 3600), rng.choice([1500, 2000, 2500, 3500, 7400])))
+        loads = [x for x in loads if x[0] > s]
+        w = 300 + sum(x[1] for x in loads)
+        wh += w * INTERVAL_S / 3600
+        ts = (t + dt.timedelta(seconds=s)).astimezone(dt.timezone(dt.timedelta(hours=1)))
+        out.append({"ts": ts.isoformat(), "import_kwh": round(wh / 1000, 3), "import_w": w})
+    return out
+
+
+# -- quality -------------------------------------------------------------------------------
+def evaluate(job: tuple[int, str, int]) -> dict[str, Any]:
+    from peak_forecaster.engine import PeakSettings, SiteEngine
+
+    class FixedThresholdEngine(SiteEngine):
+        @property
+        def threshold_w(self) -> float:
+            return self.settings.manual_threshold_w
+
+    seed, season, days = job
+    t0 = time.monotonic()
+    readings = simulated_readings(seed, season, days)
+    out: dict[str, Any] = {"seed": seed, "season": season, "readings": len(readings)}
+    for regime, cls in (("dynamic", SiteEngine), ("fixed 2500 W", FixedThresholdEngine)):
+        eng = cls("bench", PeakSettings(manual_threshold_w=2500.0))
+        qs = [q for r in readings for q in eng.process(r).quarters]
+        out[regime] = [
+            (q["avg_w"] > q["threshold_w"], q["end"], q["warned_at_default"], q["warned_at_baseline"])
+            for q in qs if q["complete"]
+        ]
+    out["seconds"] = time.monotonic() - t0
+    return out
+
+
+def _score(rows: list[tuple[bool, str, str | None, str | None]], idx: int) -> dict[str, float]:
+    pos = sum(1 for r in rows if r[0])
+    warned = [r for r in rows if r[idx]]
+    tp = [r for r in warned if r[0]]
+    leads = [
+        (dt.datetime.fromisoformat(r[1]) - dt.datetime.fromisoformat(r[idx])).total_seconds() / 60
+        for r in tp
+    ]
+    return {
+        "quarters": len(rows), "positives": pos, "alarms": len(warned), "tp": len(tp),
+        "recall": len(tp) / pos if pos else float("nan"),
+        "recall4": sum(1 for x in leads if x >= 4) / pos if pos else float("nan"),
+        "precision": len(tp) / len(warned) if warned else float("nan"),
+        "lead_med": statistics.median(leads) if leads else float("nan"),
+    }
+
+
+def quality(report: Any, seeds: list[int], days: int) -> None:
+    jobs = [(s, season, days) for season in SEASONS for s in seeds]
+    _log(f"quality: {len(jobs)} simulated runs of {days} days ({INTERVAL_S} s readings) ...")
+    t0 = time.monotonic()
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers) as pool:
+        results = []
+        for res in pool.map(evaluate, jobs):
+            _log(f"  seed {res['seed']} {res['season']}: {res['readings']} readings, "
+                 f"{res['seconds']:.0f} s")
+            results.append(res)
+    lines = [
+        f"{len(jobs)} runs: seeds {', '.join(map(str, seeds))} x winter (January) and summer (July), "
+        f"{days} simulated days each (meter-sim house + PV model, a reading every {INTERVAL_S} s), "
+        f"{time.monotonic() - t0:.0f} s. Alarm = level `alarm` (forecast above the threshold) at "
+        "any time in the quarter; lead = quarter end - first alarm.",
+        "",
+        "| threshold | season | algorithm | quarters | above | alarms | recall | recall (lead >= 4 min) "
+        "| precision | median lead (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for regime in ("dynamic", "fixed 2500 W"):
+        for season in [*SEASONS, "all"]:
+            rows = [r for res in results if season in ("all", res["season"]) for r in res[regime]]
+            for name, idx in (("default", 2), ("baseline (original)", 3)):
+                s = _score(rows, idx)
+                lines.append(
+                    f"| {regime} | {season} | {name} | {s['quarters']} | {s['positives']} | "
+                    f"{s['alarms']} | {s['recall']:.1%} | {s['recall4']:.1%} | {s['precision']:.1%} | "
+                    f"{s['lead_med']:.1f} |"
+                )
+    report.section("peak-forecaster: warning quality, default vs the original algorithm",
+                   "\n".join(lines))
+
+
+# -- throughput ------------------------------------------------------------------------------
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(port: int, sites: list[str], seconds: int, topic_of: Any, listen: str) -> dict[str, Any]:
+    """Publish a reading per site per second; return latencies (s) of the echoes on ``listen``."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    sent: dict[tuple[str, str], float] = {}
+    lat: list[float] = []
+    lock = threading.Lock()
+    got = threading.Event()
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        now = time.monotonic()
+        site = msg.topic.split("/")[1]
+        ts = json.loads(msg.payload)["ts"]
+        with lock:
+            t = sent.pop((site, ts), None)
+        if t is not None:
+            lat.append(now - t)
+
+    rx = mqtt.Client(CallbackAPIVersion.VERSION2)
+    rx.on_message = on_message
+    rx.on_connect = lambda c, u, f, rc, p: (c.subscribe(listen, 0), got.set())
+    rx.connect("127.0.0.1", port)
+    rx.loop_start()
+    got.wait(5)
+    tx = mqtt.Client(CallbackAPIVersion.VERSION2)
+    tx.max_queued_messages_set(0)
+    tx.connect("127.0.0.1", port)
+    tx.loop_start()
+    time.sleep(0.3)
+    base = dt.datetime(2026, 1, 15, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    tmpl = ('{"v":1,"site":"%s","source":"sim","ts":"%s","tariff":1,"import_t1_kwh":%.3f,'
+            '"import_t2_kwh":5000.000,"import_kwh":%.3f,"export_kwh":100.0,"import_w":%d,"export_w":0,'
+            '"net_w":%d,"l1_voltage_v":231.2,"l2_voltage_v":230.1,"l3_voltage_v":229.8,'
+            '"avg_demand_w":%d,"month_max_w":3100.0,"month_max_ts":"2026-01-10T18:15:00+01:00"}')
+    topics = {s: topic_of(s) for s in sites}
+    t_start = time.monotonic()
+    published = 0
+    for sec in range(seconds):
+        ts = (base + dt.timedelta(seconds=sec)).isoformat()
+        tick = t_start + sec
+        for i, s in enumerate(sites):
+            w = 500 + (i * 37 + sec * 11) % 3000
+            kwh = 7000 + sec * 0.001 + i
+            payload = tmpl % (s, ts, kwh, kwh + 5000, w, w, w)
+            with lock:
+                sent[(s, ts)] = time.monotonic()
+            tx.publish(topics[s], payload, qos=0)
+            published += 1
+        delay = tick + 1 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.monotonic() - t_start
+    time.sleep(2.0)
+    rx.loop_stop()
+    tx.loop_stop()
+    rx.disconnect()
+    tx.disconnect()
+    return {"published": published, "elapsed": elapsed, "lat": sorted(lat)}
+
+
+def _pct(xs: list[float], p: float) -> float:
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
+
+
+def throughput(report: Any, n_sites: int, seconds: int) -> None:
+    from p1common.topics import Topics
+    from support import Mosquitto
+
+    topics = Topics()
+    broker = Mosquitto()
+    sites = [f"b{i:05d}" for i in range(n_sites)]
+    rows = []
+    try:
+        _log(f"throughput: broker hop reference, {n_sites} sites x {seconds} s ...")
+        ref = _load(broker.port, sites, seconds, lambda s: f"bench/{s}/echo", "bench/+/echo")
+        rows.append(("broker only (publish -> subscriber)", ref, None))
+        with tempfile.TemporaryDirectory() as state:
+            env = {**os.environ, "MQTT_URL": broker.url, "P1_STATE_DIR": state, "LOG_LEVEL": "WARNING",
+                   "MQTT_CLIENT_ID": "pf-bench", "PEAK_HA_DISCOVERY": "false"}
+            proc = subprocess.Popen([sys.executable, "-m", "peak_forecaster.cli", "run"], env=env)
+            try:
+                time.sleep(2.0)
+                _log(f"throughput: peak-forecaster, {n_sites} sites x {seconds} s ...")
+                cpu0, w0 = _cpu_s(proc.pid), time.monotonic()
+                res = _load(broker.port, sites, seconds, topics.reading, "p1/+/peak")
+                cpu = (_cpu_s(proc.pid) - cpu0) / (time.monotonic() - w0)
+                rows.append(("peak-forecaster (reading -> peak)", res, cpu))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        broker.close()
+    lines = [
+        f"{n_sites} sites, one reading per site per second for {seconds} s, one `peak-forecaster` "
+        "process and one Mosquitto on this machine (publisher and subscriber in the bench process).",
+        "",
+        "| path | readings | offered/s | answered | p50 ms | p99 ms | max ms | service CPU (cores) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r, cpu in rows:
+        lat = r["lat"]
+        lines.append(
+            f"| {name} | {r['published']} | {r['published'] / r['elapsed']:.0f} | "
+            f"{len(lat) / r['published']:.1%} | {_pct(lat, 0.5):.1f} | {_pct(lat, 0.99):.1f} | "
+            f"{_pct(lat, 1.0):.1f} | {'' if cpu is None else f'{cpu:.2f}'} |"
+        )
+    svc, ref_r = rows[1][1], rows[0][1]
+    cpu = rows[1][2] or float("nan")
+    rate = svc["published"] / svc["elapsed"]
+    lines += [
+        "",
+        f"Service p99 / broker-hop p99: {_pct(svc['lat'], 0.99) / max(_pct(ref_r['lat'], 0.99), 1e-9):.1f}x. "
+        f"CPU per 1000 readings/s: {cpu / rate * 1000:.2f} core, so one core handles about "
+        f"{rate / cpu:.0f} readings/s (sites at 1 Hz) at this load." if cpu == cpu and cpu > 0 else "",
+    ]
+    report.section("peak-forecaster: throughput across many sites", "\n".join(lines))
+
+
+def run(report: Any, days: int = 30, seeds: list[int] | None = None, sites: int = 2000,
+        seconds: int = 15) -> None:
+    quality(report, seeds or [1, 2], days)
+    throughput(report, sites, seconds)
+
+
+class _Print:
+    def section(self, title: str, markdown: str) -> None:
+        print(f"\n## {title}\n{markdown}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.peak", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=int, default=30, help="simulated days per run (default 30)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="simulator seeds")
+    ap.add_argument("--sites", type=int, default=2000, help="sites for the throughput test")
+    ap.add_argument("--seconds", type=int, default=15, help="length of the throughput test")
+    ap.add_argument("--only", choices=("quality", "throughput"), default=None)
+    args = ap.parse_args(argv)
+    rep = _Print()
+    if args.only != "throughput":
+        quality(rep, args.seeds, args.days)
+    if args.only != "quality":
+        throughput(rep, args.sites, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
