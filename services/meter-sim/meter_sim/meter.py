@@ -79,6 +79,7 @@ class Meter:
         self.now = start
         self.imp_j = [round(cfg.import_t1_kwh * 3.6e6), round(cfg.import_t2_kwh * 3.6e6)]
         self.exp_j = [round(cfg.export_t1_kwh * 3.6e6), round(cfg.export_t2_kwh * 3.6e6)]
+        self.start = start
         self.q_start = start - start % 900
         self.q_imp_j = 0
         self.month = local_month(start, self.clock.tz)
@@ -182,7 +183,7 @@ class Meter:
 
     @property
     def avg_demand_w(self) -> float:
-        elapsed = self.now - self.q_start
+        elapsed = self.now - max(self.q_start, self.start)  # a run started mid-quarter
         return self.q_imp_j / elapsed if elapsed > 0 else 0.0
 
     @property
