@@ -12,8 +12,9 @@ night. Fluvius: 1-0:1.8.1 = day, 1-0:1.8.2 = night, indicator 0002 at night.
 
 from __future__ import annotations
 
+from p1common.dsmr_crc import crc_hex
+
 from .clock import dsmr_ts
-from .fastcrc import crc_hex_fast
 from .meter import Meter
 
 FORMATS = ("fluvius", "dsmr5")
@@ -61,7 +62,7 @@ class TelegramWriter:
         m.update_volts()
         body = self._fluvius(m) if self.fmt == "fluvius" else self._dsmr5(m)
         data = "\r\n".join(body).encode("ascii") + b"\r\n!"
-        return data + crc_hex_fast(data).encode("ascii") + b"\r\n"
+        return data + crc_hex(data).encode("ascii") + b"\r\n"
 
     # -- Fluvius eMUCS 1.7.1 -------------------------------------------------------------
     def _fluvius(self, m: Meter) -> list[str]:

@@ -17,17 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from p1common.dsmr_crc import crc16 as _crc16_python
+from p1common.dsmr_crc import crc16
 
 from . import obis as O
-
-try:  # crcmod's C extension computes the same CRC16/ARC some 20x faster
-    from crcmod.crcmod import _usingExtension  # type: ignore[import-untyped]
-    from crcmod.predefined import mkPredefinedCrcFun  # type: ignore[import-untyped]
-
-    crc16 = mkPredefinedCrcFun("crc-16") if _usingExtension else _crc16_python
-except ImportError:  # pragma: no cover - crcmod is a pinned dependency
-    crc16 = _crc16_python
 
 _OFFSETS = {"S": "+02:00", "W": "+01:00", "s": "+02:00", "w": "+01:00"}
 _LOCAL = ZoneInfo("Europe/Brussels")  # for DSMR 2.2/3 timestamps that carry no S/W flag
