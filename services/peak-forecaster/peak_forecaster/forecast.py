@@ -101,11 +101,11 @@ class BaselineForecaster:
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ForecastParams:
-    fast_tau_s: float = 15.0
+    fast_tau_s: float = 30.0
     """Smoothing of the measured power (1 s telegram noise, motor start-ups)."""
     base_tau_s: float = 1800.0
     """The prior: a slow average of the house's power, what it returns to."""
-    persist_tau_s: float = 600.0
+    persist_tau_s: float = 300.0
     """How long an excess over the prior is expected to last (mean reversion)."""
     warn_fraction: float = 0.9
     hysteresis_fraction: float = 0.05
