@@ -25,7 +25,8 @@ def run_mosquitto(binary: str, host: str, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="p1-broker-") as tmp:
         os.chmod(tmp, 0o700)
         conf = os.path.join(tmp, "mosquitto.conf")
-        lines = [f"listener {port} {host}", "allow_anonymous true", "persistence false"]
+        lines = [f"listener {port} {host}", "allow_anonymous true", "persistence false",
+                 "log_dest stderr", "log_type error", "log_type warning"]
         if os.geteuid() == 0:
             lines.append("user root")
         with open(conf, "w") as fh:
