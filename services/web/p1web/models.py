@@ -1,0 +1,114 @@
+"""Configuration documents the web service stores and publishes, and their checks.
+
+The contract's models (outputs, peak, monitor) come from :mod:`p1common.payloads`;
+the two documents only the web and the devices use (site, switcher) are defined
+here. Checks that span fields (unique output ids, a proportional output must be a
+dimmer) are plain functions returning ``(location, message)`` problems, so the API
+reports them exactly like pydantic's own field errors.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from p1common import CONTRACT_VERSION
+from p1common.payloads import MonitorConfig, OutputConfig, OutputsConfig, PeakConfig
+
+SITE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # p1common.settings.SLUG_RE
+# a topic segment (p1common.topics) that cannot be '.' or '..': it also names a file
+DEVICE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
+OUTPUT_PATTERN = DEVICE_PATTERN
+
+
+class SiteConfig(BaseModel):
+    """``p1/config/<site>/site``: how the site is called and its local clock."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: int = CONTRACT_VERSION
+    name: str = Field("Home", min_length=1, max_length=64, description="shown on the pages")
+    timezone: str = Field(
+        "Europe/Brussels", min_length=1, max_length=64, description="IANA time zone of the meter"
+    )
+
+
+class SwitcherConfig(BaseModel):
+    """``p1/config/<site>/switcher/<device-id>``: which output a triac switcher drives."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: int = CONTRACT_VERSION
+    output_id: str = Field(pattern=OUTPUT_PATTERN, description="the output whose `pct` it follows")
+    firing: Literal["phase", "burst"] = Field(
+        "phase", description="phase angle (linearised) or full-cycle burst firing"
+    )
+    oled: bool = Field(True, description="show the status on the SSD1306 screen")
+
+
+class OutputBody(OutputConfig):
+    """One output for ``PUT /outputs/{id}``: the id may be left out (the path gives it)."""
+
+    id: str | None = Field(None, pattern=OUTPUT_PATTERN)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A kind of configuration document: its model and whether it exists per device."""
+
+    name: str
+    model: type[BaseModel]
+    per_device: bool
+
+
+SCOPES: dict[str, Scope] = {
+    "site": Scope("site", SiteConfig, False),
+    "outputs": Scope("outputs", OutputsConfig, False),
+    "peak": Scope("peak", PeakConfig, False),
+    "monitor": Scope("monitor", MonitorConfig, True),
+    "switcher": Scope("switcher", SwitcherConfig, True),
+}
+
+Problem = tuple[tuple[str | int, ...], str, str]  # (location in the body, message, type)
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_document(scope: str, doc: BaseModel) -> list[Problem]:
+    """Checks beyond the field types, for a document already parsed by its model."""
+    problems: list[Problem] = []
+    version = getattr(doc, "v", CONTRACT_VERSION)
+    if version != CONTRACT_VERSION:
+        problems.append(
+            (("v",), f"only contract version {CONTRACT_VERSION} is supported, got {version}", "version")
+        )
+    if isinstance(doc, OutputsConfig):
+        seen: set[str] = set()
+        for i, out in enumerate(doc.outputs):
+            problems += [((("outputs", i, *loc)), msg, kind) for loc, msg, kind in check_output(out)]
+            if out.id in seen:
+                problems.append((("outputs", i, "id"), f"duplicate output id {out.id!r}", "duplicate"))
+            seen.add(out.id)
+    if isinstance(doc, SiteConfig) and doc.timezone not in _zones():
+        problems.append(
+            (("timezone",), f"{doc.timezone!r} is not an IANA time zone (e.g. Europe/Brussels)", "timezone")
+        )
+    return problems
+
+
+def check_output(out: OutputConfig) -> list[Problem]:
+    if out.mode == "proportional" and out.kind != "dimmer":
+        return [(("mode",), "proportional mode needs kind 'dimmer' (a relay can only switch)", "mode_kind")]
+    return []
+
+
+def default_document(scope: str) -> dict[str, Any]:
+    """What a service uses when no document was ever published (switcher: none)."""
+    if scope == "switcher":
+        raise KeyError(scope)
+    return SCOPES[scope].model().model_dump(mode="json")
