@@ -55,3 +55,22 @@ def test_last_will_on_crash(private_mosquitto):
     c._client.loop_stop()
     wait_for(lambda: [m for m in watcher.on("p1/status/svc-crash") if m.payload == b"offline"], 10)
     watcher.close()
+
+
+def test_skip_retained(mosquitto):
+    pub = Subscriber(mosquitto.port)
+    pub.publish("p1/skipret/reading", {"import_w": 1}, retain=True)
+    fresh, every = [], []
+    c = MqttClient("svc-skipret", parse_mqtt_url(mosquitto.url))
+    c.subscribe("p1/skipret/reading", lambda t, p: fresh.append(p), skip_retained=True)
+    c.subscribe("p1/skipret/reading", lambda t, p: every.append(p))
+    c.start()
+    assert c.wait_connected(5)
+    wait_for(lambda: every)
+    pub.publish("p1/skipret/reading", {"import_w": 2})
+    wait_for(lambda: len(every) == 2)
+    assert fresh == [b'{"import_w": 2}']
+    assert every == [b'{"import_w": 1}', b'{"import_w": 2}']
+    pub.publish("p1/skipret/reading", b"", retain=True)
+    c.stop()
+    pub.close()

@@ -88,7 +88,7 @@ class MqttClient:
         self.topics = topics or Topics()
         self.status_topic = self.topics.status(client_id) if status else None
         self.connected = threading.Event()
-        self._subs: list[tuple[str, int, Handler]] = []
+        self._subs: list[tuple[str, int, Handler, bool]] = []
         self._lock = threading.Lock()
         self._connect_listeners: list[Callable[[], None]] = []
         self.connect_count = 0
@@ -144,9 +144,16 @@ class MqttClient:
         self._connect_listeners.append(fn)
 
     # -- subscribe / publish -----------------------------------------------------
-    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+    def subscribe(
+        self, pattern: str, handler: Handler, qos: int = 0, *, skip_retained: bool = False
+    ) -> None:
+        """Call ``handler(topic, payload)`` for each message matching ``pattern``.
+
+        ``skip_retained``: leave out retained messages the broker replays on
+        subscribing (an old reading is no sign of a live meter).
+        """
         with self._lock:
-            self._subs.append((pattern, qos, handler))
+            self._subs.append((pattern, qos, handler, skip_retained))
         if self.connected.is_set():
             self._client.subscribe(pattern, qos)
 
@@ -173,7 +180,7 @@ class MqttClient:
         with self._lock:
             subs = list(self._subs)
         seen: set[tuple[str, int]] = set()
-        for pattern, qos, _ in subs:
+        for pattern, qos, _, _ in subs:
             if (pattern, qos) not in seen:
                 seen.add((pattern, qos))
                 client.subscribe(pattern, qos)
@@ -196,7 +203,9 @@ class MqttClient:
         MQTT_RECEIVED.labels(self.client_id).inc()
         with self._lock:
             subs = list(self._subs)
-        for pattern, _, handler in subs:
+        for pattern, _, handler, skip_retained in subs:
+            if skip_retained and msg.retain:
+                continue
             if mqtt.topic_matches_sub(match_pattern(pattern), msg.topic):
                 try:
                     handler(msg.topic, bytes(msg.payload))
