@@ -108,7 +108,7 @@ class Bridge:
             self._thread = threading.Thread(target=self._receive_loop, name="multicast-rx", daemon=True)
             self._thread.start()
         if s.to_legacy:
-            self.runtime.mqtt.subscribe(self.topics.reading(self.site), self._on_reading)
+            self.runtime.mqtt.subscribe(self.topics.reading(self.site), self._on_reading, skip_retained=True)
         log.info(
             "bridging %s:%d on %s (direction %s, layout %s, ttl %d, site %s, sending from %s:%d)",
             s.group, s.port, s.interface, s.direction, s.layout.name, s.ttl, self.site, own[0], own[1],
