@@ -96,3 +96,15 @@ def spin(rt: Any, seconds: float, step_s: float = 0.005) -> None:
     while time.monotonic() < end:
         rt.step()
         time.sleep(step_s)
+
+
+def jump(rt: Any, ms: int) -> None:
+    """Move the board's clock forward by `ms` with no MQTT ping outstanding.
+
+    A real clock never jumps: a ping sent just before the jump would look
+    unanswered for `ms` and the link would reconnect, losing messages
+    published meanwhile (clean session), which is not what a test means.
+    """
+    if rt.link.up:
+        drive(rt, lambda: rt.link.ping_at is None)
+    CLOCK.advance(ms)

@@ -13,7 +13,7 @@ import switch_app
 import switcher_app
 import usocket
 from device import Runtime
-from devsupport import CLOCK, drive, spin, write_settings
+from devsupport import CLOCK, drive, jump, spin, write_settings
 
 from p1common.payloads import OutputState
 from p1common.topics import Topics
@@ -72,7 +72,7 @@ def test_relay_follows_set_reports_state_and_watchdog_fires(
     assert rt.app.out.seq == 3
     # no set for 10 s: off, and said so
     n = len(states(sub))
-    CLOCK.advance(10_001)
+    jump(rt, 10_001)
     rt.step()
     assert machine.PINS[RELAY].value() == 0
     drive(rt, lambda: len(states(sub)) > n and states(sub)[-1]["on"] is False)
@@ -88,7 +88,7 @@ def test_ttl_shorter_than_watchdog(tmp_path: Path, mosquitto: Any, subscriber_fa
     sub.publish(T.output_set("home", "boiler"), set_cmd(7, ttl_s=3, on=True))
     drive(rt, lambda: rt.app.out.seq == 7)
     assert machine.PINS[0].value() == 0       # ESP-01 relay board: GPIO0 low = on
-    CLOCK.advance(3_000)
+    jump(rt, 3_000)
     rt.step()
     assert machine.PINS[0].value() == 1
 
@@ -118,7 +118,7 @@ def test_button_override_is_reported(tmp_path: Path, mosquitto: Any,
     # commands do not undo a local override, nor does the watchdog
     sub.publish(T.output_set("home", "boiler"), set_cmd(2, on=True))
     drive(rt, lambda: rt.app.out.seq == 2)
-    CLOCK.advance(20_000)
+    jump(rt, 20_000)
     spin(rt, 0.05)
     assert machine.PINS[RELAY].value() == 0
     press()                                     # hand control back: watchdog -> off
@@ -142,7 +142,7 @@ def test_switcher_burst_follows_pct_and_shows_it(
         zc.fire()
     assert app.fired - before == 60             # 30 whole cycles, both halves
     assert gate.value() == 0
-    CLOCK.advance(1_100)
+    jump(rt, 1_100)
     drive(rt, lambda: ssd1306.SCREENS[0].shown
           and ssd1306.SCREENS[0].shown[2] == "out  30.0 %")
     assert ssd1306.SCREENS[0].shown == ["P1 switcher", "mode burst", "out  30.0 %", "imp 0 W",
@@ -154,7 +154,7 @@ def test_switcher_burst_follows_pct_and_shows_it(
         zc.fire()
     assert app.fired - before == 830
     # watchdog: no set for 10 s -> 0 %, no more firing
-    CLOCK.advance(10_001)
+    jump(rt, 10_001)
     rt.step()
     before = app.fired
     for _ in range(200):
