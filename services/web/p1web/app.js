@@ -31,15 +31,16 @@ const P1 = (() => {
       return nf(d).format(x) + (unit ? " " + unit : "");
     },
     w(x) { return fmt.num(x, 0, "W"); },
+    /* Times as written (the meter's local clock, from its ISO text), not the browser's zone. */
     time(iso) {
       if (!iso) return "–";
-      const d = new Date(iso);
-      return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString("en-GB");
+      const m = /T(\d\d:\d\d:\d\d)/.exec(iso);
+      return m ? m[1] : iso;
     },
     datetime(iso) {
       if (!iso) return "–";
-      const d = new Date(iso);
-      return Number.isNaN(d.getTime()) ? iso : d.toLocaleString("en-GB", { dateStyle: "short", timeStyle: "short" });
+      const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d:\d\d)/.exec(iso);
+      return m ? `${m[3]}/${m[2]}/${m[1]} ${m[4]}` : iso;
     },
   };
 
@@ -143,8 +144,18 @@ const P1 = (() => {
   }
 
   /* Bar chart (SVG) with optional dashed reference lines. */
+  /* drawn at the container's own pixel width, so text stays readable on a phone */
+  const charts = new Set();
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => charts.forEach((c) => bars(...c._args)), 150);
+  });
   function bars(container, items, lines, opts) {
-    const W = 600, H = 220, L = 44, B = 30, T = 10;
+    container._args = [container, items, lines, opts];
+    charts.add(container);
+    const W = Math.max(260, Math.round(container.clientWidth || 600)), H = W < 500 ? 190 : 230;
+    const L = 34, B = 24, T = 16;
     const values = items.map((i) => i.value || 0).concat((lines || []).map((l) => l.value || 0));
     const top = Math.max(1000, ...values) * 1.1;
     const y = (v) => T + (H - T - B) * (1 - v / top);
@@ -156,7 +167,7 @@ const P1 = (() => {
     }
     const n = Math.max(items.length, 1);
     const bw = (W - L - 4) / n;
-    const every = Math.ceil(n / 12);
+    const every = Math.ceil(n / Math.max(3, Math.floor(W / 48)));
     items.forEach((it, i) => {
       const x = L + 2 + i * bw;
       const v = it.value || 0;
@@ -167,7 +178,7 @@ const P1 = (() => {
     for (const l of lines || []) {
       if (!l.value) continue;
       svg.append(el("line", { class: l.cls || "line", x1: L, x2: W, y1: y(l.value), y2: y(l.value) }));
-      svg.append(el("text", { x: W - 4, y: y(l.value) - 4, "text-anchor": "end", text: `${l.label} ${fmt.w(l.value)}` }));
+      svg.append(el("text", { class: "linelabel", x: W - 4, y: y(l.value) - 4, "text-anchor": "end", text: `${l.label} ${fmt.w(l.value)}` }));
     }
     if (!items.length) svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", text: "no data yet" }));
     container.replaceChildren(svg);
