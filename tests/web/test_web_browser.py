@@ -195,7 +195,7 @@ def test_outputs_page(browser, live_web, artifacts, viewport, subscriber_factory
         boiler = "section.output[data-id=boiler]"
         changes(pg, f"{boiler} .state")
         assert pg.inner_text(f"{boiler} .mode") == "proportional"
-        assert pg.inner_text(f"{boiler} .timers").startswith("settle s: 30")
+        assert pg.inner_text(f"{boiler} .timers").startswith("settle: 30 s")
         assert "%" in pg.inner_text(f"{boiler} .device")
         pump = "section.output[data-id=pump]"
         assert pg.inner_text(f"{pump} .device") == "no state reported"

@@ -6,7 +6,7 @@
   const tpl = document.getElementById("output_tpl");
   const cards = new Map(); // id -> card element
   let control = null, states = {};
-  const KNOWN = new Set(["id", "output_id", "mode", "kind", "on", "pct", "reason", "decision"]);
+  const KNOWN = new Set(["id", "output_id", "mode", "kind", "on", "pct", "reason", "decision", "seq", "state"]);
 
   const stateText = (x) => !x ? "–" : (x.pct !== undefined && x.pct !== null) ? fmt.num(x.pct, 0, "%")
     : x.on === true ? "on" : x.on === false ? "off" : "–";
@@ -52,14 +52,21 @@
       s.textContent = stateText(o);
       s.className = "badge state " + (o && (o.on || o.pct > 0) ? "on" : "");
       if (o && o.mode) c.querySelector(".mode").textContent = o.mode;
-      c.querySelector(".decision").textContent = o ? (o.decision ?? stateText(o)) : "no control data";
+      c.querySelector(".decision").textContent = !o ? "no control data"
+        : (o.decision === undefined || o.decision === "pct") ? stateText(o) : o.decision;
       c.querySelector(".reason").textContent = (o && o.reason) || "–";
       const dev = states[id];
       c.querySelector(".device").textContent = dev
         ? stateText(dev) + (dev.override ? " (manual override)" : "") + " · " + fmt.time(dev.ts) : "no state reported";
-      const timers = Object.entries(o || {}).filter(([k, v]) => !KNOWN.has(k) && (typeof v !== "object" || v === null));
-      c.querySelector(".timers").replaceChildren(...timers.map(([k, v]) =>
-        el("span", { class: "badge", style: "margin:.1rem" }, `${k.replace(/_/g, " ")}: ${typeof v === "number" ? fmt.num(v, v % 1 ? 1 : 0) : v}`)));
+      // every other field the controller reports (timers, level, following, ...), units from the name
+      const timers = Object.entries(o || {}).filter(([k, v]) => !KNOWN.has(k) && v !== null && typeof v !== "object");
+      c.querySelector(".timers").replaceChildren(...timers.map(([k, v]) => {
+        const m = /^(.*)_(w|s|pct|kwh)$/.exec(k);
+        const unit = m ? { w: " W", s: " s", pct: " %", kwh: " kWh" }[m[2]] : "";
+        const name = (m ? m[1] : k).replace(/_/g, " ");
+        const text = typeof v === "number" ? fmt.num(v, v % 1 ? 1 : 0) + unit : String(v);
+        return el("span", { class: "badge", style: "margin:.1rem" }, `${name}: ${text}`);
+      }));
     }
     if (control) P1.set("control_ts", "control " + fmt.time(control.ts));
   }
