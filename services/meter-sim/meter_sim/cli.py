@@ -27,7 +27,7 @@ from p1common.settings import (
 )
 
 from .clock import parse_duration, parse_local
-from .loads import CommandError
+from .loads import CommandError, ControllableLoad
 from .outputs import Output, PtyOutput, StreamOutput, TcpOutput
 from .scenario import ScenarioError, build, load_file
 from .sim import Simulator
@@ -164,13 +164,17 @@ class _Mqtt:
         self.runtime = runtime
         self.site = runtime.settings.site
         self.commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        for ident in sim.loads:
+        for ident, load in sim.loads.items():
             runtime.mqtt.subscribe(runtime.topics.output_set(self.site, ident),
-                                   self._handler(ident), qos=1)
+                                   self._handler(ident, load), qos=1)
 
-    def _handler(self, ident: str):  # type: ignore[no-untyped-def]
+    def _handler(self, ident: str, load: ControllableLoad):  # type: ignore[no-untyped-def]
         def handle(topic: str, payload: bytes) -> None:
             obj = decode_json_object(payload)  # BadPayload is counted by the wrapper
+            try:
+                load.check(obj)  # wrong types / values: refused and counted here too
+            except CommandError as exc:
+                raise BadPayload(f"set for {ident} refused: {exc}") from None
             self.commands.put((ident, obj))
         return handle
 

@@ -75,12 +75,21 @@ class ControllableLoad:
         self.power_w = 0.0
 
     # -- commands ----------------------------------------------------------------
-    def command(self, now: float, payload: dict[str, Any]) -> None:
-        """A ``set`` arrived at ``now``: validate, queue it, feed the watchdog."""
+    def check(self, payload: dict[str, Any]) -> tuple[float, int | None]:
+        """-> (level, seq) of a ``set``; :class:`CommandError` when it cannot apply.
+
+        Pure (reads only the configuration): the MQTT thread calls it to refuse a bad
+        ``set`` where it arrives, so the refusal is counted like any bad payload.
+        """
         level = self._level_of(payload)
         seq = payload.get("seq")
         if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
             raise CommandError("seq must be a non-negative integer")
+        return level, seq
+
+    def command(self, now: float, payload: dict[str, Any]) -> None:
+        """A ``set`` arrived at ``now``: validate, queue it, feed the watchdog."""
+        level, seq = self.check(payload)
         self.last_set_s = now
         self.pending.append((now + self.cfg.delay_s, level, seq))
 
