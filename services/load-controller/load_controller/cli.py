@@ -32,6 +32,7 @@ environment (CLI flags override):
   LOADCTL_FOLLOW_TIMEOUT_S  report a device not following after this long (5)
   LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
   LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (10)
+  LOADCTL_SPEED             clock speed for simulations: match meter-sim --speed (1)
 
 see docs/load-controller.md
 """
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="assumed delay before a device applies a command")
     ap.add_argument("--follow-timeout", dest="follow_timeout_s", type=float, metavar="S",
                     help="report a device that has not followed after this long")
+    ap.add_argument("--speed", type=float, metavar="X",
+                    help="simulations only: every timer counts X seconds per wall second, to "
+                    "run against `meter-sim --speed X` (LOADCTL_SPEED, default 1)")
     ap.add_argument("--check-config", metavar="FILE",
                     help="validate an outputs document, print it normalised, and exit")
     return ap
@@ -84,15 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from p1common.service import ServiceRuntime
 
-    from .service import LoadControllerService
+    from .service import LoadControllerService, scaled_clock
 
     runtime = ServiceRuntime("load-controller", common)
-    service = LoadControllerService(runtime, common.site, settings.params, outputs)
-    runtime.log.info("site %s, %d output(s) from %s; watchdog %g s, gain %g", common.site,
+    service = LoadControllerService(runtime, common.site, settings.params, outputs,
+                                    clock=scaled_clock(settings.speed))
+    runtime.log.info("site %s, %d output(s) from %s; watchdog %g s, gain %g%s", common.site,
                      len(outputs), settings.config_file or "the config topic",
-                     settings.params.watchdog_s, settings.params.gain)
+                     settings.params.watchdog_s, settings.params.gain,
+                     f", clock speed x{settings.speed:g}" if settings.speed != 1 else "")
     runtime.start()
-    runtime.run_until_stopped(tick=service.tick, tick_s=1.0)
+    runtime.run_until_stopped(tick=service.tick, tick_s=1.0 / settings.speed)
     return 0
 
 

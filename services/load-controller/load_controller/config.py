@@ -69,6 +69,7 @@ def load_outputs_file(path: str, name: str = "LOADCTL_CONFIG") -> list[OutputCon
 class LoadControllerSettings:
     config_file: str | None = None
     params: Params = field(default_factory=Params)
+    speed: float = 1.0  # controller seconds per wall second (runs against meter-sim --speed)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -100,4 +101,5 @@ class LoadControllerSettings:
             deadband_w=num("deadband_w", "LOADCTL_DEADBAND_W", d.deadband_w, 0, 1000),
         )
         config_file = o.get("config_file") or env.opt("LOADCTL_CONFIG")
-        return cls(config_file=config_file, params=params)
+        speed = num("speed", "LOADCTL_SPEED", 1.0, 0.01, 1000)
+        return cls(config_file=config_file, params=params, speed=speed)

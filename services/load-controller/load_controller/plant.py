@@ -75,7 +75,7 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
     for k in range(n):
         t = start_s + k * period_s
         # commands applied (and state reports) since the last telegram, in time order
-        events = []
+        events: list[tuple[float, str, dict[str, Any]]] = []
         for ld in loads:
             events.extend((at, ld.output_id, st) for at, st in ld.due(t))
         for at, oid, st in sorted(events, key=lambda e: e[0]):

@@ -29,6 +29,16 @@ FOLLOWING = Gauge("p1_loadctl_output_following",
 WATCHDOG = Gauge("p1_loadctl_watchdog", "1 while the watchdog holds every output off", ["site"])
 
 
+def scaled_clock(speed: float) -> Callable[[], float]:
+    """A monotonic clock running ``speed`` times faster than the wall (``speed`` 1: the
+    wall), so every timer of the controller (on-delay, minimum on-time, watchdog, device
+    delay) counts simulated seconds against a meter simulator run with ``--speed``."""
+    if speed == 1:
+        return time.monotonic
+    t0 = time.monotonic()
+    return lambda: t0 + (time.monotonic() - t0) * speed
+
+
 def iso_now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
@@ -45,11 +55,13 @@ class LoadControllerService:
         # seq grows across restarts too: it starts at the wall clock in ms
         self.ctl = Controller(site, outputs or [], params, seq_base=int(time.time() * 1000))
         self._last_reading_ts: Any = None
-        self._primed = False
+        self.readings_handled = 0  # readings decided on and published (tests sync on it)
         self.config_error: str | None = None
         m = runtime.mqtt
         m.subscribe(self.topics.config(site, "outputs"), self._on_config, qos=1)
-        m.subscribe(self.topics.reading(site), self._on_reading)
+        # a retained reading replayed on (re)subscribing may be from long ago: no sign of a
+        # live meter, so it must neither drive the outputs nor feed the watchdog
+        m.subscribe(self.topics.reading(site), self._on_reading, skip_retained=True)
         m.subscribe(self.topics.peak(site), self._on_peak)
         m.subscribe(self.topics.output_states(site), self._on_state, qos=1)
 
@@ -80,18 +92,13 @@ class LoadControllerService:
             return
         reading = decode_json_object(payload)
         ts = reading.get("ts")
-        if not self._primed:
-            # the first reading may be the retained one from long ago: it only primes
-            self._primed = True
-            self._last_reading_ts = ts
-            if ts is not None:
-                return
         if ts is not None and ts == self._last_reading_ts:
-            return  # the retained reading again (reconnect), not new meter data
+            return  # the same telegram twice (a QoS duplicate, two readers): not new data
         self._last_reading_ts = ts
         with self.lock:
             step = self.ctl.on_reading(self.clock(), reading, ts=iso_now())
         self._publish(step)
+        self.readings_handled += 1
 
     def _on_peak(self, topic: str, payload: bytes) -> None:
         if not payload:
