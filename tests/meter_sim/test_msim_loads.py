@@ -25,6 +25,19 @@ def test_relay_applies_after_the_delay_and_reports_state() -> None:
     OutputState.model_validate({**states[0], "ts": "2026-01-15T12:00:00+01:00"})
 
 
+def test_a_sub_second_delay_counts_for_part_of_the_second() -> None:
+    """--command-delay-s 0.5: half of the second the command applies in, not rounded up."""
+    load = ControllableLoad(LoadConfig(id="r", kind="relay", rated_w=1500, delay_s=0.5), iso)
+    load.command(100, {"on": True, "seq": 1})
+    assert run(load, 100, 103) == [750.0, 1500.0, 1500.0]
+    dimmer = ControllableLoad(LoadConfig(id="d", kind="dimmer", rated_w=2000, delay_s=0.25),
+                              iso)
+    dimmer.command(10, {"pct": 50, "seq": 1})
+    dimmer.command(10.5, {"pct": 20, "seq": 2})  # both due inside the second 10..11
+    assert run(dimmer, 10, 12) == [0.25 * 0 + 0.5 * 1000 + 0.25 * 400, 400.0]
+    assert dimmer.drain() == [{"v": 1, "ts": "t10", "pct": 20.0, "override": False, "seq": 2}]
+
+
 def test_watchdog_turns_off_ten_seconds_after_the_last_set() -> None:
     load = ControllableLoad(LoadConfig(id="r", rated_w=1000, delay_s=0), iso)
     for t in range(0, 30, 5):  # a heartbeat every 5 s keeps it on

@@ -110,21 +110,33 @@ class ControllableLoad:
 
     # -- time ----------------------------------------------------------------------
     def step(self, now: int, dt: float = 1.0, tap_lps: float = 0.0, tap_mix_c: float = 40.0) -> float:
-        """Advance ``dt`` seconds from ``now``; returns the power drawn over it (W)."""
-        if self.pending and self.pending[0][0] <= now:
-            while self.pending and self.pending[0][0] <= now:
-                _, level, seq = self.pending.pop(0)
+        """Advance ``dt`` seconds from ``now``; returns the power drawn over it (W).
+
+        A command due inside the step counts for the part of it after it applies (a
+        0.5 s delay shows half in this second's power, as a meter averaging over the
+        second sees it), so delays below the model's 1 s step are not rounded up."""
+        mean_level = self.level
+        end = now + dt
+        if self.pending and self.pending[0][0] < end:
+            level_s = 0.0
+            t = float(now)
+            while self.pending and self.pending[0][0] < end:
+                at, level, seq = self.pending.pop(0)
+                at = max(at, t)
+                level_s += self.level * (at - t)
+                t = at
                 self.level = level
                 if seq is not None:
                     self.seq = seq
+            mean_level = (level_s + self.level * (end - t)) / dt
             self._report(now)
         wd = self.cfg.watchdog_s
         if wd > 0 and self.level > 0 and not self.pending and (
             self.last_set_s is None or now - self.last_set_s >= wd
         ):
-            self.level = 0.0
+            self.level = mean_level = 0.0
             self._report(now)
-        power = self.cfg.rated_w * self.level
+        power = self.cfg.rated_w * mean_level
         if self.cfg.tank_l > 0:
             power = self._tank(power, dt, tap_lps, tap_mix_c)
         self.power_w = power
