@@ -98,7 +98,8 @@ def test_default_short_spike_early_in_the_quarter_does_not_alarm() -> None:
 
 def test_levels_have_hysteresis_and_a_hold_time() -> None:
     f = DefaultForecaster()
-    p = ForecastParams(warn_fraction=0.9, hysteresis_fraction=0.05, hold_s=30.0)
+    # confirm_fraction 1.0: every alarm bound after minute 10 is the threshold itself
+    p = ForecastParams(warn_fraction=0.9, hysteresis_fraction=0.05, hold_s=30.0, confirm_fraction=1.0)
 
     def at(t: float, forecast_w: float) -> str:  # elapsed 900: forecast == energy x 4 exactly
         return f.update(t, 900.0, forecast_w / 4, None, 2500.0, p).level
@@ -127,3 +128,59 @@ def test_default_level_does_not_flicker_on_a_noisy_load_near_the_threshold() -> 
     _, res = feed(rs)
     changes = _levels(res)
     assert len(changes) <= 3, changes
+
+
+def test_alarm_bound_depends_on_the_time_in_the_quarter() -> None:
+    p = ForecastParams()
+    assert [p.alarm_fraction(e) for e in (0.0, 599.0, 600.0, 660.0, 661.0, 900.0)] == [
+        1.4, 1.4, 0.95, 0.95, 1.0, 1.0]
+    assert p.stay_fraction == 0.95
+
+    def level(elapsed_s: float, forecast_w: float) -> str:
+        # no power known: the forecast is the energy so far x 4, exactly
+        return DefaultForecaster().update(0.0, elapsed_s, forecast_w / 4, None, 2500.0, p).level
+
+    assert [level(300.0, w) for w in (2200, 2300, 3400, 3550)] == ["ok", "warn", "warn", "alarm"]
+    assert [level(590.0, 2400), level(600.0, 2400), level(660.0, 2400), level(670.0, 2400)] == [
+        "warn", "alarm", "alarm", "warn"]
+    assert level(670.0, 2510) == "alarm"
+
+
+def test_alarm_raised_in_the_confirmation_window_is_not_withdrawn_after_it() -> None:
+    f = DefaultForecaster()
+    p = ForecastParams()
+
+    def at(t: float, elapsed_s: float, forecast_w: float) -> str:
+        return f.update(t, elapsed_s, forecast_w / 4, None, 2500.0, p).level
+
+    assert at(0, 600.0, 2400) == "alarm"  # 96 % in the window
+    assert at(100, 700.0, 2300) == "alarm"  # 92 %: above 95 % - 5 %, kept
+    assert at(200, 800.0, 2300) == "alarm"
+    assert at(210, 810.0, 2200) == "alarm"  # 88 %: the hold starts
+    assert at(240, 840.0, 2200) == "warn"  # 30 s below 90 %
+    assert f.alarmed
+
+
+def test_default_confirms_at_minute_10_where_the_original_stays_silent() -> None:
+    m = Meter("2026-01-15T09:00:00+01:00")
+    rs = [m.reading(2400), *m.run(3600, 30, 20, 2400)]  # an hour at 2400 W: 20 Wh per 30 s
+    rs += m.run(720, 30, 20, 2400) + m.run(180, 30, 25, 3000)  # 10:12: +600 W for 3 min
+    _, res = feed(rs)
+    p = next(r.peak for r in res if r.peak and r.peak["ts"] == "2026-01-15T10:10:00+01:00")
+    # 400 Wh + 2400 W x 300 s = 600 Wh: 2400 W = 96 % of 2500 W, in the window from minute 10
+    assert (p["forecast_w"], p["headroom_w"], p["level"]) == (2400.0, 300.0, "alarm")
+    q = quarters(res)[-1]
+    assert (q["start"], q["avg_w"], q["warned_at_default"], q["warned_at_baseline"]) == (
+        "2026-01-15T10:00:00+01:00", 2520.0, "2026-01-15T10:10:00+01:00", None)
+
+
+def test_default_ignores_an_early_burst_that_fooled_the_original() -> None:
+    m = Meter("2026-01-15T09:30:00+01:00")
+    rs = [m.reading(1500), *m.run(1800, 30, 12, 1440)]  # half an hour at 1440 W
+    rs += m.run(300, 30, 25, 3000) + m.run(600, 30, 12, 1440)  # 3 kW for the first 5 minutes
+    _, res = feed(rs)
+    q = quarters(res)[-1]
+    # minute 5: 250 Wh x 3 = 750 Wh = 3000 W > 2500 W for the original; the quarter ends at 1960 W
+    assert (q["start"], q["avg_w"], q["warned_at_default"], q["warned_at_baseline"]) == (
+        "2026-01-15T10:00:00+01:00", 1960.0, None, "2026-01-15T10:05:00+01:00")
+    assert {r.peak["level"] for r in res[-30:] if r.peak} <= {"ok", "warn"}

@@ -111,6 +111,29 @@ class ForecastParams:
     hysteresis_fraction: float = 0.05
     hold_s: float = 30.0
     """A level drops only after the forecast stayed below it (minus hysteresis) this long."""
+    early_alarm_fraction: float = 1.4
+    """Before ``confirm_s`` an alarm needs the forecast this far above the threshold: early
+    in the quarter the forecast is uncertain and most early crossings end below."""
+    confirm_s: float = 600.0
+    confirm_fraction: float = 0.95
+    last_call_s: float = 660.0
+    """From ``confirm_s`` to ``last_call_s`` (the last moment that still gives 4 min of
+    lead) the alarm bound is ``confirm_fraction`` of the threshold; after it, the
+    threshold itself."""
+
+    @property
+    def stay_fraction(self) -> float:
+        """The lowest alarm bound; an alarm lasts until the forecast stays under it minus the
+        hysteresis for ``hold_s``."""
+        return min(self.early_alarm_fraction, self.confirm_fraction, 1.0)
+
+    def alarm_fraction(self, elapsed_s: float) -> float:
+        """The alarm bound, as a fraction of the threshold, at ``elapsed_s`` into the quarter."""
+        if elapsed_s < self.confirm_s:
+            return self.early_alarm_fraction
+        if elapsed_s <= self.last_call_s:
+            return self.confirm_fraction
+        return 1.0
 
 
 @dataclass
@@ -171,13 +194,16 @@ class DefaultForecaster:
         forecast_wh = energy_wh + max(0.0, rest_wh)
         forecast_w = forecast_wh * 3600.0 / QUARTER_S
 
-        target = self._target(forecast_w, threshold_w, params, 0.0)
+        bound = params.alarm_fraction(elapsed_s)
+        target = self._target(forecast_w, threshold_w, params, bound, 0.0)
         cur = LEVELS.index(self.level)
         if LEVELS.index(target) >= cur:
             self.level, self.below_since = target, None
         else:
-            # drop only when below the current level's bound minus hysteresis, for hold_s
-            lower = self._target(forecast_w, threshold_w, params, params.hysteresis_fraction)
+            # drop only when below the lowest alarm bound (minus the hysteresis) for hold_s:
+            # an alarm raised in the confirmation window is not withdrawn after it
+            lower = self._target(forecast_w, threshold_w, params, params.stay_fraction,
+                                 params.hysteresis_fraction)
             if LEVELS.index(lower) < cur:
                 if self.below_since is None:
                     self.below_since = t
@@ -191,9 +217,10 @@ class DefaultForecaster:
         return Forecast(forecast_wh, self.level, raised)
 
     @staticmethod
-    def _target(forecast_w: float, threshold_w: float, params: ForecastParams, hyst: float) -> str:
-        if forecast_w > threshold_w * (1.0 - hyst):
+    def _target(forecast_w: float, threshold_w: float, params: ForecastParams, alarm_fraction: float,
+                hyst: float) -> str:
+        if forecast_w > threshold_w * (alarm_fraction - hyst):
             return "alarm"
-        if forecast_w > threshold_w * (params.warn_fraction - hyst):
+        if forecast_w > threshold_w * (min(params.warn_fraction, alarm_fraction) - hyst):
             return "warn"
         return "ok"
