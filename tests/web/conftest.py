@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from collections.abc import Iterator
@@ -16,8 +17,17 @@ def site() -> str:
     return f"web{os.getpid()}-{next(_n)}"
 
 
-@pytest.fixture()
-def web(mosquitto, tmp_path, site) -> Iterator[WebProc]:  # type: ignore[no-untyped-def]
-    proc = WebProc(mosquitto.url, tmp_path, site=site).start()
+@pytest.fixture(scope="module")
+def web_proc(mosquitto, tmp_path_factory) -> Iterator[WebProc]:  # type: ignore[no-untyped-def]
+    """One p1-web process per test module (default site ``home``)."""
+    proc = WebProc(mosquitto.url, tmp_path_factory.mktemp("web"), site="home").start()
     yield proc
     proc.close()
+
+
+@pytest.fixture()
+def web(web_proc, site) -> WebProc:  # type: ignore[no-untyped-def]
+    """The module's process, seen through a site of the test's own."""
+    view = copy.copy(web_proc)
+    view.site = site
+    return view

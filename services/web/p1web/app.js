@@ -189,7 +189,7 @@ const P1 = (() => {
     const page = body.dataset.page;
     for (const a of document.querySelectorAll("nav a")) {
       if (a.dataset.page === page) a.classList.add("current");
-      if (a.dataset.page !== "api") a.href = `/${a.dataset.page}?site=${encodeURIComponent(site)}`;
+      a.href = `/${a.dataset.page === "api" ? "docs" : a.dataset.page}?site=${encodeURIComponent(site)}`;
     }
     const form = document.getElementById("login");
     const input = document.getElementById("token");

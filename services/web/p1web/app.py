@@ -436,8 +436,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         return RedirectResponse("/live", status_code=307)
 
     @app.get("/docs", include_in_schema=False)
-    def docs_page() -> Response:
-        return page("api", None)
+    def docs_page(site: str | None = None) -> Response:
+        return page("api", site)
 
     def page(name: str, site: str | None) -> Response:
         if site is not None and not re.match(SITE_PATTERN, site):
