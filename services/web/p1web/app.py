@@ -105,9 +105,10 @@ class DocumentProblems(Exception):
 Site = Annotated[str, Path(pattern=SITE_PATTERN, description="site slug, e.g. home")]
 DeviceId = Annotated[str, Path(pattern=DEVICE_PATTERN, description="device id (client id)")]
 OutputId = Annotated[str, Path(pattern=OUTPUT_PATTERN, description="output id")]
-R422 = {422: {"model": ValidationProblem, "description": "a value is refused"}}
-R401 = {401: {"model": ErrorBody, "description": "no or wrong token"}}
-R404 = {404: {"model": ErrorBody, "description": "not known"}}
+Responses = dict[int | str, dict[str, Any]]
+R422: Responses = {422: {"model": ValidationProblem, "description": "a value is refused"}}
+R401: Responses = {401: {"model": ErrorBody, "description": "no or wrong token"}}
+R404: Responses = {404: {"model": ErrorBody, "description": "not known"}}
 
 
 def create_app(ctx: WebContext) -> FastAPI:
