@@ -1,19 +1,23 @@
 """peak-forecaster benchmark: warning quality (default vs the original) and throughput.
 
-Quality: simulated months (meter-sim's house, PV and meter model, several seeds,
+Quality: simulated runs (meter-sim's house, PV and meter model; several seeds,
 winter and summer), a reading every 10 s, through the real engine. A quarter is
-*positive* when its average ends above the threshold in force. For each algorithm:
-recall (positives that got an ``alarm`` during the quarter), recall with at least
-4 min lead (alarm at least 4 min before the quarter's end), precision (alarmed
-quarters that really ended above), median lead. Two threshold regimes: the real
-dynamic one (max(2500 W, month peak)) and a fixed 2500 W (more events).
+*above* when its average ends above the threshold in force. For each algorithm:
+recall (above quarters that got an ``alarm`` during the quarter), recall with at
+least 4 min lead (counting the first alarm, and, stricter, only an alarm that was
+still on at the quarter's end), precision (alarmed quarters that really ended
+above), median lead. Two threshold regimes: the real dynamic one (max(2500 W,
+month peak)) and a fixed 2500 W (many more events). The default forecaster's
+parameters were tuned on seeds 101-103; seeds 1-4 are reported, the tuning seeds
+are shown apart.
 
 Throughput: one ``peak-forecaster`` process, a real Mosquitto, N sites each
 publishing a reading per second; latency = reading published -> its ``peak``
 received, against the plain broker hop (publish -> receive, no service) measured
 in the same run; the service's CPU use per 1000 readings/s.
 
-Standalone: ``python -m bench.peak [--days 30 --seeds 1 2 --sites 2000]``.
+Standalone: ``python -m bench.peak [--days 30] [--seeds 1 2 3 4] [--tune-seeds 101 102 103]
+[--sites 2000] [--only quality]``.
 """
 
 from __future__ import annotations
@@ -85,7 +89,19 @@ def synthetic_readings(seed: int, season: str, days: int) -> list[dict[str, Any]
 
 
 # -- quality -------------------------------------------------------------------------------
+TUNE_SEEDS = [101, 102, 103]
+"""Seeds the default forecaster's parameters were chosen on (never the reported ones)."""
+REPORT_SEEDS = [1, 2, 3, 4]
+LEAD_MIN = 4.0
+
+
 def evaluate(job: tuple[int, str, int]) -> dict[str, Any]:
+    """One simulated run through the real engine, under both threshold regimes.
+
+    Per complete quarter: (ended above, end, default's first alarm, start of the default's
+    alarm that was still on at the quarter's last reading, baseline's first alarm). The
+    baseline's alarm is never withdrawn, so its first alarm is also its held one.
+    """
     from peak_forecaster.engine import PeakSettings, SiteEngine
 
     class FixedThresholdEngine(SiteEngine):
@@ -99,34 +115,78 @@ def evaluate(job: tuple[int, str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "season": season, "readings": len(readings)}
     for regime, cls in (("dynamic", SiteEngine), ("fixed 2500 W", FixedThresholdEngine)):
         eng = cls("bench", PeakSettings(manual_threshold_w=2500.0))
-        qs = [q for r in readings for q in eng.process(r).quarters]
-        out[regime] = [
-            (q["avg_w"] > q["threshold_w"], q["end"], q["warned_at_default"], q["warned_at_baseline"])
-            for q in qs if q["complete"]
-        ]
+        rows = []
+        held: str | None = None  # start of the default's running alarm
+        heads_up: str | None = None  # the default's first `warn` or `alarm` in this quarter
+        for r in readings:
+            res = eng.process(r)
+            for i, q in enumerate(res.quarters):
+                if q["complete"]:
+                    rows.append((q["avg_w"] > q["threshold_w"], q["end"], q["warned_at_default"],
+                                 held if i == 0 else None, q["warned_at_baseline"],
+                                 heads_up if i == 0 else None))
+                held = heads_up = None
+            held = (held or r["ts"]) if eng.default.level == "alarm" else None
+            if eng.default.level != "ok":
+                heads_up = heads_up or r["ts"]
+        out[regime] = rows
     out["seconds"] = time.monotonic() - t0
     return out
 
 
-def _score(rows: list[tuple[bool, str, str | None, str | None]], idx: int) -> dict[str, float]:
+def _lead_min(end: str, at: str) -> float:
+    return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(at)).total_seconds() / 60
+
+
+def _score(rows: list[tuple[Any, ...]], first: int, held: int) -> dict[str, float]:
+    """Recall, recall with >= 4 min lead (first alarm / alarm held to the end), precision."""
     pos = sum(1 for r in rows if r[0])
-    warned = [r for r in rows if r[idx]]
+    warned = [r for r in rows if r[first]]
     tp = [r for r in warned if r[0]]
-    leads = [
-        (dt.datetime.fromisoformat(r[1]) - dt.datetime.fromisoformat(r[idx])).total_seconds() / 60
-        for r in tp
-    ]
+    leads = [_lead_min(r[1], r[first]) for r in tp]
+    held_leads = [_lead_min(r[1], r[held]) for r in rows if r[0] and r[held]]
+    nan = float("nan")
     return {
         "quarters": len(rows), "positives": pos, "alarms": len(warned), "tp": len(tp),
-        "recall": len(tp) / pos if pos else float("nan"),
-        "recall4": sum(1 for x in leads if x >= 4) / pos if pos else float("nan"),
-        "precision": len(tp) / len(warned) if warned else float("nan"),
-        "lead_med": statistics.median(leads) if leads else float("nan"),
+        "recall": len(tp) / pos if pos else nan,
+        "recall4": sum(1 for x in leads if x >= LEAD_MIN) / pos if pos else nan,
+        "recall4_held": sum(1 for x in held_leads if x >= LEAD_MIN) / pos if pos else nan,
+        "precision": len(tp) / len(warned) if warned else nan,
+        "lead_med": statistics.median(leads) if leads else nan,
     }
 
 
-def quality(report: Any, seeds: list[int], days: int) -> None:
-    jobs = [(s, season, days) for season in SEASONS for s in seeds]
+ALGOS = (("default", 2, 3), ("baseline (original)", 4, 4))
+
+
+def _pc(x: float) -> str:
+    return "-" if x != x else f"{x:.1%}"
+
+
+def _table(results: list[dict[str, Any]], seeds: list[int]) -> list[str]:
+    lines = [
+        "| threshold | season | algorithm | quarters | above | alarmed | recall | recall, lead >= 4 min "
+        "(first alarm) | recall, lead >= 4 min (alarm held to the end) | precision | median lead (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    mine = [res for res in results if res["seed"] in seeds]
+    for regime in ("fixed 2500 W", "dynamic"):
+        for season in [*SEASONS, "all"]:
+            rows = [r for res in mine if season in ("all", res["season"]) for r in res[regime]]
+            for name, first, held in ALGOS:
+                s = _score(rows, first, held)
+                b = "**" if season == "all" else ""
+                lines.append(
+                    f"| {regime} | {season} | {b}{name}{b} | {s['quarters']} | {s['positives']} | "
+                    f"{s['alarms']} | {_pc(s['recall'])} | {_pc(s['recall4'])} | {b}{_pc(s['recall4_held'])}{b} | "
+                    f"{b}{_pc(s['precision'])}{b} | {'-' if s['lead_med'] != s['lead_med'] else round(s['lead_med'], 1)} |"
+                )
+    return lines
+
+
+def quality(report: Any, seeds: list[int], days: int, tune_seeds: list[int] | None = None) -> None:
+    tune = TUNE_SEEDS if tune_seeds is None else tune_seeds
+    jobs = [(s, season, days) for s in [*seeds, *tune] for season in SEASONS]
     _log(f"quality: {len(jobs)} simulated runs of {days} days ({INTERVAL_S} s readings) ...")
     t0 = time.monotonic()
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -136,26 +196,43 @@ def quality(report: Any, seeds: list[int], days: int) -> None:
             _log(f"  seed {res['seed']} {res['season']}: {res['readings']} readings, "
                  f"{res['seconds']:.0f} s")
             results.append(res)
+    fixed = [r for res in results if res["seed"] in seeds for r in res["fixed 2500 W"]]
+    d, b = _score(fixed, 2, 3), _score(fixed, 4, 4)
+    met = d["recall4_held"] >= 0.95 and d["precision"] >= 0.80
+    hu = [_lead_min(r[1], r[5]) for r in fixed if r[0] and r[5]]
+    hu_pos = sum(1 for r in fixed if r[0])
     lines = [
-        f"{len(jobs)} runs: seeds {', '.join(map(str, seeds))} x winter (January) and summer (July), "
-        f"{days} simulated days each (meter-sim house + PV model, a reading every {INTERVAL_S} s), "
-        f"{time.monotonic() - t0:.0f} s. Alarm = level `alarm` (forecast above the threshold) at "
-        "any time in the quarter; lead = quarter end - first alarm.",
+        f"Simulated meter-sim house + PV + meter, a reading every {INTERVAL_S} s, {days} days from "
+        "1 January (winter) and from 1 July (summer) per seed, through the real engine "
+        f"({time.monotonic() - t0:.0f} s). A quarter is *above* when its average ends above the "
+        "threshold in force; an *alarm* is level `alarm`; lead = quarter end - the alarm's start. "
+        "Recall = above quarters with an alarm / above quarters; the 4-min columns count an alarm "
+        "only if it came at least 4 min before the end (first alarm; or the alarm that was still on "
+        "at the quarter's last reading, i.e. not withdrawn in between). Precision = alarmed "
+        "quarters that ended above / alarmed quarters. Fixed 2500 W = the 2.5 kW threshold all "
+        "month (many events); dynamic = the service's max(2500 W, month peak) (few events: only "
+        "quarters that set a new month peak).",
         "",
-        "| threshold | season | algorithm | quarters | above | alarms | recall | recall (lead >= 4 min) "
-        "| precision | median lead (min) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"**Reported seeds {', '.join(map(str, seeds))}** (not used for tuning):",
+        "",
+        *_table(results, seeds),
+        "",
+        f"Target (issue 4) on the reported seeds, fixed 2500 W, all: recall with >= 4 min lead "
+        f">= 95 % and precision >= 80 %, better than the baseline on both: default "
+        f"{d['recall4_held']:.1%} / {d['precision']:.1%} vs baseline {b['recall4_held']:.1%} / "
+        f"{b['precision']:.1%}: recall target {'met' if d['recall4_held'] >= 0.95 else 'NOT met'}, "
+        f"precision target {'met' if d['precision'] >= 0.80 else 'NOT met'}, better than the baseline "
+        f"on both: {'yes' if d['recall4_held'] > b['recall4_held'] and d['precision'] > b['precision'] else 'no'}"
+        f"{'' if met else ' (see docs/peak-forecaster.md: the precision target is out of reach on this data)'}.",
+        "",
+        f"Heads-up (default, fixed 2500 W, reported seeds): the first `warn` or `alarm` came at least "
+        f"8 min before the end for {_pc(sum(1 for x in hu if x >= 8) / hu_pos if hu_pos else float('nan'))} "
+        f"of the above quarters (median lead {statistics.median(hu) if hu else float('nan'):.1f} min); "
+        f"{sum(1 for r in fixed if r[5])} quarters had one. `warn` = forecast above 90 % of the threshold.",
     ]
-    for regime in ("dynamic", "fixed 2500 W"):
-        for season in [*SEASONS, "all"]:
-            rows = [r for res in results if season in ("all", res["season"]) for r in res[regime]]
-            for name, idx in (("default", 2), ("baseline (original)", 3)):
-                s = _score(rows, idx)
-                lines.append(
-                    f"| {regime} | {season} | {name} | {s['quarters']} | {s['positives']} | "
-                    f"{s['alarms']} | {s['recall']:.1%} | {s['recall4']:.1%} | {s['precision']:.1%} | "
-                    f"{s['lead_med']:.1f} |"
-                )
+    if tune:
+        lines += ["", f"Tuning seeds {', '.join(map(str, tune))} (the parameters were chosen on these):",
+                  "", *_table(results, tune)]
     report.section("peak-forecaster: warning quality, default vs the original algorithm",
                    "\n".join(lines))
 
@@ -292,9 +369,9 @@ def throughput(report: Any, n_sites: int, seconds: int) -> None:
     report.section("peak-forecaster: throughput across many sites", "\n".join(lines))
 
 
-def run(report: Any, days: int = 30, seeds: list[int] | None = None, sites: int = 2000,
+def run(report: Any, days: int = 14, seeds: list[int] | None = None, sites: int = 2000,
         seconds: int = 15) -> None:
-    quality(report, seeds or [1, 2], days)
+    quality(report, seeds or REPORT_SEEDS, days)
     throughput(report, sites, seconds)
 
 
@@ -306,15 +383,19 @@ class _Print:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.peak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=30, help="simulated days per run (default 30)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="simulator seeds")
+    ap.add_argument("--days", type=int, default=14,
+                    help="simulated days per run (default 14, to stay within make bench's time)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=REPORT_SEEDS,
+                    help="reported simulator seeds (default 1 2 3 4)")
+    ap.add_argument("--tune-seeds", type=int, nargs="*", default=TUNE_SEEDS,
+                    help="tuning seeds, also reported apart (default 101 102 103; none: skip)")
     ap.add_argument("--sites", type=int, default=2000, help="sites for the throughput test")
     ap.add_argument("--seconds", type=int, default=15, help="length of the throughput test")
     ap.add_argument("--only", choices=("quality", "throughput"), default=None)
     args = ap.parse_args(argv)
     rep = _Print()
     if args.only != "throughput":
-        quality(rep, args.seeds, args.days)
+        quality(rep, args.seeds, args.days, args.tune_seeds)
     if args.only != "quality":
         throughput(rep, args.sites, args.seconds)
     return 0

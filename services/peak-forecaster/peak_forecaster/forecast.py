@@ -4,9 +4,12 @@ Pure logic: every call gets the quarter's elapsed seconds, the energy so far and
 the power, never a clock.
 
 Levels: ``ok``; ``warn`` when the forecast passes ``warn_fraction`` (90 %) of the
-threshold (getting close); ``alarm`` when it passes the threshold itself, i.e. the
-quarter will end above it unless something is switched off. ``alarm`` is what the
-original's red LED showed; a quarter's ``warned_at`` is its first ``alarm``.
+threshold (getting close, a heads-up); ``alarm`` when the quarter is expected to end
+above the threshold unless something is switched off. ``alarm`` is what the
+original's red LED showed; a quarter's ``warned_at`` is its first ``alarm``. The
+baseline alarms when its extrapolation passes the threshold; the default when its
+forecast passes a bound that depends on the time in the quarter
+(:meth:`ForecastParams.alarm_fraction`).
 """
 
 from __future__ import annotations
@@ -148,8 +151,12 @@ class DefaultForecaster:
 
     Near the end of the quarter that is the current power times the remaining time;
     early in it a short spike (a kettle) weighs less than a load that has been on.
-    Levels go up at once, down only after ``hold_s`` below the level minus the
-    hysteresis, so they do not flicker.
+
+    ``alarm`` when the forecast passes ``alarm_fraction(elapsed)`` x threshold: 140 %
+    before minute 10 (early forecasts are uncertain), 95 % from minute 10 to 11 (the
+    last chance for 4 min of lead), 100 % after. Levels go up at once, down only after
+    ``hold_s`` below the lowest bound of the level minus the hysteresis, so they do not
+    flicker and an alarm of minute 10 is not withdrawn at minute 11.
     """
 
     p_fast_w: float | None = None
