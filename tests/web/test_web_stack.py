@@ -37,7 +37,10 @@ def test_stack_with_the_browser(tmp_path, artifacts):
     try:
         sub = wait_for(lambda: _subscriber(mqtt_port), timeout_s=30, interval_s=0.5)
         http = httpx.Client(base_url=base, timeout=10)
-        wait_for(lambda: _get(http, "/api/sites/home/reading"), timeout_s=60, interval_s=0.5)
+        try:  # meter-sim -> pty -> p1-reader -> broker -> web
+            wait_for(lambda: _get(http, "/api/sites/home/reading"), timeout_s=60, interval_s=0.5)
+        except AssertionError:
+            pytest.fail("no reading reached the web within 60 s (see the stack's output below)")
         token = (tmp_path / "web" / "token").read_text().strip()  # generated at first start
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
