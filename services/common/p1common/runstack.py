@@ -23,7 +23,7 @@ SERVICES: list[tuple[str, str, str]] = [
      "meter-sim --pty-link {pty} --speed {speed} --seed {seed} --mqtt {mqtt_url}"),
     ("p1-reader", "p1_reader.cli", "p1-reader --serial {serial}"),
     ("peak-forecaster", "peak_forecaster.cli", "peak-forecaster"),
-    ("load-controller", "load_controller.cli", "load-controller"),
+    ("load-controller", "load_controller.cli", "load-controller --config {demo_outputs}"),
     ("web", "p1web.cli", "p1-web --host 127.0.0.1 --port {web_port}"),
     ("recorder", "recorder.cli", "p1-recorder"),
     ("bridge-multicast", "bridge_multicast.cli", "bridge-multicast"),
@@ -82,6 +82,8 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         "mqtt_url": shlex.quote(mqtt_url),
         "serial": shlex.quote(args.serial or str(run_dir / "meter.pty")),
         "web_port": str(web_port),
+        # the simulated house's loads, until the web page stores a configuration of its own
+        "demo_outputs": shlex.quote(str(Path(__file__).resolve().parents[3] / "deploy" / "demo" / "outputs.json")),
     }
     for name, module, cmd in SERVICES:
         if name == "meter-sim" and args.serial:
@@ -95,6 +97,8 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         if not has_module(module):
             notes.append(f"{name}: not built yet")
             continue
+        if name == "load-controller" and args.serial:
+            cmd = "load-controller"  # a real house: outputs only from the web page, no demo loads
         procs.append((name, cmd.format(**values)))
         if name == "web":
             notes.append(f"web page: http://127.0.0.1:{web_port}/")
