@@ -84,3 +84,21 @@ def test_bad_commands_are_refused(payload: dict) -> None:
     with pytest.raises(CommandError):
         load.command(0, payload)
     assert load.pending == [] and load.last_set_s is None
+
+
+def test_simulator_command_at_its_arrival_inside_the_second() -> None:
+    """meter-sim stamps a set with its arrival in simulated time (the wiring converts the
+    wall clock at --speed): arrived 0.25 s into a second, 0.5 s delay -> applies at 0.75."""
+    from meter_sim.scenario import build
+    from meter_sim.sim import Simulator
+
+    sim = Simulator(build({"start": "2026-06-17T12:00", "house": "off", "pv": "off",
+                           "meter": {"synthetic": False}, "command_delay_s": 0.5,
+                           "loads": [{"id": "heater", "kind": "dimmer", "rated_w": 2000}]}))
+    sim.step()
+    assert sim.command("heater", {"pct": 100, "seq": 1}, at=sim.now + 0.25)
+    sim.step()
+    assert sim.load_w["heater"] == 500.0  # the last quarter of the second
+    sim.step()
+    assert sim.load_w["heater"] == 2000.0
+    assert sim.command("nothing", {"on": True}) is False

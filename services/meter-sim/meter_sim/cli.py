@@ -163,7 +163,8 @@ class _Mqtt:
     def __init__(self, runtime: ServiceRuntime, sim: Simulator) -> None:
         self.runtime = runtime
         self.site = runtime.settings.site
-        self.commands: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        # (load, set, wall-clock arrival): the loop turns the arrival into simulated time
+        self.commands: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue()
         for ident, load in sim.loads.items():
             runtime.mqtt.subscribe(runtime.topics.output_set(self.site, ident),
                                    self._handler(ident, load), qos=1)
@@ -175,7 +176,7 @@ class _Mqtt:
                 load.check(obj)  # wrong types / values: refused and counted here too
             except CommandError as exc:
                 raise BadPayload(f"set for {ident} refused: {exc}") from None
-            self.commands.put((ident, obj))
+            self.commands.put((ident, obj, time.monotonic()))
         return handle
 
     def publish_states(self, states: list[tuple[str, dict[str, Any]]]) -> None:
@@ -194,14 +195,27 @@ def run(sim: Simulator, outputs: list[Output], *, speed: float, interval: int,
     if mqtt:
         mqtt.publish_states(sim.drain_states())
     while not stop.is_set() and (total_s is None or k < total_s):
+        if speed > 0:
+            # a meter sends the telegram of a second once that second is over: wait for
+            # its end first, so commands sent in reply to a telegram land in the next one
+            delay = wall0 + (k + 1) / speed - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+                if stop.is_set():
+                    break
+            elif delay < -5:
+                wall0 -= delay  # far behind (suspended, overloaded): do not burst to catch up
         if mqtt:
             while True:
                 try:
-                    ident, payload = mqtt.commands.get_nowait()
+                    ident, payload, wall_at = mqtt.commands.get_nowait()
                 except queue.Empty:
                     break
+                # when it arrived, in simulated seconds into the second being computed
+                # (0 at --speed 0), so a sub-second --command-delay-s keeps its meaning
+                frac = min(max((wall_at - wall0) * speed - k, 0.0), 0.999) if speed > 0 else 0.0
                 try:
-                    sim.command(ident, payload)
+                    sim.command(ident, payload, at=sim.now + frac)
                 except CommandError as exc:
                     log.warning("ignored a set for %s: %s", ident, exc)
         sim.step()
@@ -215,12 +229,6 @@ def run(sim: Simulator, outputs: list[Output], *, speed: float, interval: int,
             states = sim.drain_states()
             if states:
                 mqtt.publish_states(states)
-        if speed > 0:
-            delay = wall0 + k / speed - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-            elif delay < -5:
-                wall0 -= delay  # far behind (suspended, overloaded): do not burst to catch up
         if progress_every and k % progress_every == 0 and total_s:
             print(f"meter-sim: {k / 86400:.2f} of {total_s / 86400:.2f} simulated days, "
                   f"{written} telegrams, {time.monotonic() - wall0:.1f} s",

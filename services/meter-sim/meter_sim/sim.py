@@ -85,12 +85,13 @@ class Simulator:
         return self.meter.now
 
     # -- inputs ---------------------------------------------------------------------------
-    def command(self, output_id: str, payload: dict[str, Any]) -> bool:
-        """A ``set`` for a controllable load; False when there is no such load."""
+    def command(self, output_id: str, payload: dict[str, Any], at: float | None = None) -> bool:
+        """A ``set`` for a controllable load, arrived at ``at`` (UTC seconds, default the
+        start of the next second, ``now``); False when there is no such load."""
         load = self.loads.get(output_id)
         if load is None:
             return False
-        load.command(self.now, payload)
+        load.command(self.now if at is None else at, payload)
         return True
 
     def drain_states(self) -> list[tuple[str, dict[str, Any]]]:
