@@ -13,6 +13,7 @@ raises :class:`TelegramError` with a message saying which and why, and a short
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -195,6 +196,10 @@ def split_telegram(data: bytes, allow_missing_end: bool = False) -> tuple[str, s
     return header, text[first_nl + 1 : bang], crc_line, bang
 
 
+# version objects only DSMR 4/5 (1-3:0.2.8) and Belgian eMUCS (0-0:96.1.4) meters send
+_VERSION_4_PLUS = re.compile(r"^(?:1-3:0\.2\.8|0-0:96\.1\.4)\(", re.M)
+
+
 def check_crc16(data: bytes, crc_text: str, bang: int) -> None:
     if not crc_text:
         return  # DSMR 2.2/3: the end line is a bare '!'
@@ -210,16 +215,23 @@ def check_crc16(data: bytes, crc_text: str, bang: int) -> None:
 
 
 def parse_telegram(
-    data: bytes, *, check_crc: bool = True, allow_missing_end: bool = False
+    data: bytes, *, check_crc: bool = True, allow_missing_end: bool = False,
+    require_crc: bool = False,
 ) -> dict[str, Any]:
     """Parse one telegram ('/' .. '!CRC'); raises :class:`TelegramError` when refused.
 
     ``allow_missing_end`` accepts a telegram with no '!' line at all (some DSMR 2.2
     captures); a stream never needs it because the framer cuts at '!'.
+    ``require_crc`` (with ``check_crc``) refuses a bare '!' too: for a meter known to
+    send CRCs, a telegram whose CRC digits were lost on the line is corrupt.
     """
     header, body, crc_text, bang = split_telegram(data, allow_missing_end)
     if check_crc and crc_text:
         check_crc16(data, crc_text, bang)
+    elif check_crc and crc_text is not None and (require_crc or _VERSION_4_PLUS.search(body)):
+        # a bare '!' is DSMR 2.2/3; a DSMR 4/5 (or eMUCS) telegram always carries its CRC,
+        # so one whose CRC digits were lost on the line is corrupt, not "without a CRC"
+        raise TelegramError("DSMR 4/5 telegram without its CRC after '!'", "crc")
 
     out: dict[str, Any] = {"header": header}
     extra: dict[str, str] = {}

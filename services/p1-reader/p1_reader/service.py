@@ -104,6 +104,7 @@ class TelegramHandler:
         self.status_topic = status_topic
         self.clock = clock
         self.framer = TelegramFramer()
+        self.crc_seen = False  # set once a telegram with a good CRC came: CRCs then required
         self._seen = FramerStats()
         self.bad_log = RateLimitedLog(log, period_s=60.0, burst=5)
         self.accepted = 0
@@ -142,10 +143,13 @@ class TelegramHandler:
 
     def handle(self, telegram: bytes) -> dict[str, Any] | None:
         try:
-            parsed = parse_telegram(telegram, check_crc=self.settings.check_crc)
+            parsed = parse_telegram(telegram, check_crc=self.settings.check_crc,
+                                    require_crc=self.crc_seen)
         except TelegramError as exc:
             self._bad(exc.reason, str(exc))
             return None
+        if not self.crc_seen and self.settings.check_crc and _has_crc(telegram):
+            self.crc_seen = True  # this meter sends CRCs: from now on a bare '!' is corrupt
         TELEGRAMS_OK.inc()
         reading = build_reading(parsed, site=self.site, source=self.source, now=self.clock())
         self.accepted += 1
@@ -275,6 +279,12 @@ def replay(
             previous_ts = ts
             stop.wait(gap / speed)
     return accepted, refused
+
+
+def _has_crc(telegram: bytes) -> bool:
+    """The '!' end line carries hex digits (DSMR 4/5), not a bare '!' (DSMR 2.2/3)."""
+    bang = telegram.rfind(b"\n!")
+    return bang >= 0 and telegram[bang + 2 : bang + 3].isalnum()
 
 
 def _meter_time(reading: dict[str, Any]) -> float | None:
