@@ -368,3 +368,32 @@ def test_config_change_applies_live_and_keeps_timers() -> None:
     step = ctl.set_outputs([], ts="t")
     assert [(c.output_id, c.payload["on"]) for c in step.commands] == [("heater", False),
                                                                         ("new", False)]
+
+
+def test_a_wrong_not_drawing_verdict_is_undone_by_a_probe() -> None:
+    """Held constant, a drawing load judged cut out would stay at the wrong level forever
+    (net -1000 W with the boiler at 1000 W looks like a cut-out boiler and 1000 W of
+    surplus); every 30 s the command drops to 0 for 2.5 s and the net answers."""
+    ctl = boiler_ctl()
+    rt = ctl.outputs["boiler"]
+    load = Load("boiler", 2500)
+    run_loop(ctl, lambda t: -1000.0, [load], 20)  # settled: boiler at 1000 W
+    assert rt.drawing and abs(rt.level_w - 1000) <= 20
+    assert rt.model is not None
+    rt.model.current = len(rt.model.delays_s)  # the wrong verdict, then the PV rises
+    rt.not_drawing_since = 20.0
+    samples = run_loop(ctl, lambda t: -2000.0, [load], 60, start_s=20)
+    probe = [s.t for s in samples if s.levels["boiler"] == 0.0]
+    assert probe[0] == 50.0 and probe[-1] - probe[0] <= 3  # one probe, 30 s later
+    assert rt.drawing is True
+    assert all(abs(s.net_w) <= 50 for s in samples if s.t >= probe[-1] + 8)
+    assert all(abs(s.net_w + 1000) <= 20 for s in samples if 22 <= s.t < 50)  # held till then
+
+
+def test_a_real_cut_out_survives_the_probe() -> None:
+    ctl = boiler_ctl()
+    load = Load("boiler", 2500, thermostat=lambda t: t < 20.2)
+    samples = run_loop(ctl, lambda t: -2000.0, [load], 90)
+    rt = ctl.outputs["boiler"]
+    assert rt.drawing is False and abs(rt.level_w - 2000) <= 20  # still held at the surplus
+    assert any(s.levels["boiler"] == 0.0 for s in samples if s.t > 40)  # it was probed

@@ -55,6 +55,8 @@ class Params:
     follow_timeout_s: float = 5.0
     peak_max_age_s: float = 60.0
     deadband_w: float = 10.0
+    probe_s: float = 30.0  # a load judged not drawing is probed this often
+    probe_hold_s: float = 2.5  # how long a probe holds the command at 0 before judging
 
 
 @dataclass
@@ -92,6 +94,8 @@ class OutputRuntime:
     following: bool | None = None
     follow_note: str = "no state reports"
     guard_note: str | None = None
+    not_drawing_since: float | None = None
+    probe: tuple[float, float, float] | None = None  # (started at, net before, level before)
 
     @property
     def proportional(self) -> bool:
@@ -262,9 +266,11 @@ class Controller:
             if rt.model.update(net - others, levels):
                 rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s())
                 if rt.drawing:
+                    rt.not_drawing_since, rt.probe = None, None
                     log.info("output %s draws, applying commands about %.1f s late",
                              rt.cfg.id, rt.model.best_delay_s())
                 else:
+                    rt.not_drawing_since = now
                     log.info("output %s does not draw (thermostat cut out?): holding", rt.cfg.id)
 
     def _seen_net(self, rt: OutputRuntime, net: float, ordered: list[OutputRuntime]) -> float:
@@ -421,10 +427,41 @@ class Controller:
             else:
                 reason = (f"{self._pct_text(rt, new)}: holding at the surplus, the load does "
                           f"not draw (thermostat cut out?)")
+                new, probing = self._probe(rt, now, net, new)
+                if probing:
+                    reason = probing
             if note:
                 reason += f"; {note}"
             self._command(rt, now, round(new * 1000.0 / rt.cfg.rated_w) * rt.cfg.rated_w / 1000.0,
                           reason)
+
+    def _probe(self, rt: OutputRuntime, now: float, net: float, held_w: float) -> tuple[float, str]:
+        """Is a load judged not drawing really cut out? Holding a constant level gives the
+        meter nothing to tell, so a wrong verdict (a few unlucky readings: household steps
+        during a ramp, a reading late) would hold forever at the wrong level. Every
+        ``probe_s`` the command drops to 0 for ``probe_hold_s``: if the net falls by about
+        the held level, the load draws after all. Costs nothing when it is really cut out."""
+        p = self.params
+        assert rt.model is not None
+        if rt.probe is None:
+            since = rt.not_drawing_since if rt.not_drawing_since is not None else now
+            if held_w < rt.model.margin_w or now - since < p.probe_s:
+                return held_w, ""
+            rt.probe = (now, net, held_w)
+            return 0.0, f"0.0 %: probing whether the load draws (held {fmt_w(held_w)})"
+        started, net_before, level = rt.probe
+        if now - started < p.probe_hold_s:
+            return 0.0, f"0.0 %: probing whether the load draws (held {fmt_w(level)})"
+        rt.probe = None
+        drop = net_before - net
+        if 0.7 * level <= drop <= 1.3 * level:
+            rt.model.set_drawing()
+            rt.not_drawing_since = None
+            log.info("output %s draws after all (probe: net fell %.0f W)", rt.cfg.id, drop)
+            return level, (f"{self._pct_text(rt, level)}: the load draws after all "
+                           f"(net fell {fmt_w(drop)} without it)")
+        rt.not_drawing_since = now  # cut out indeed: back to the level held before
+        return level, ""
 
     def _pct_text(self, rt: OutputRuntime, level_w: float) -> str:
         return f"{100.0 * level_w / rt.cfg.rated_w:.1f} %"

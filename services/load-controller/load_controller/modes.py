@@ -236,6 +236,12 @@ class ResponseModel:
             return True
         return False
 
+    def set_drawing(self) -> None:
+        """A probe showed the load draws: back to the best delay hypothesis, fresh scores."""
+        self.current = min(range(len(self.delays_s)), key=lambda i: (self.scores[i], i))
+        self.scores = [0.0] * len(self.scores)
+        self.scores[-1] = 2 * self.margin_w
+
     def reset_history(self) -> None:
         self.prev_h = [None] * len(self.prev_h)
 
