@@ -369,7 +369,7 @@ def throughput(report: Any, n_sites: int, seconds: int) -> None:
     report.section("peak-forecaster: throughput across many sites", "\n".join(lines))
 
 
-def run(report: Any, days: int = 21, seeds: list[int] | None = None, sites: int = 2000,
+def run(report: Any, days: int = 14, seeds: list[int] | None = None, sites: int = 2000,
         seconds: int = 15) -> None:
     quality(report, seeds or REPORT_SEEDS, days)
     throughput(report, sites, seconds)
@@ -383,8 +383,8 @@ class _Print:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.peak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=21,
-                    help="simulated days per run (default 21, to stay within make bench's time; 30: a month)")
+    ap.add_argument("--days", type=int, default=14,
+                    help="simulated days per run (default 14, to stay within make bench's time; 30: a month)")
     ap.add_argument("--seeds", type=int, nargs="+", default=REPORT_SEEDS,
                     help="reported simulator seeds (default 1 2 3 4)")
     ap.add_argument("--tune-seeds", type=int, nargs="*", default=TUNE_SEEDS,
