@@ -38,6 +38,9 @@ PROCESS_S = Histogram(
 )
 
 
+RESEND_QUARTERS = 8
+
+
 def shard_of(site: str, shards: int) -> int:
     """Stable site -> shard (CRC-32, the same in every process and language)."""
     return zlib.crc32(site.encode()) % shards
@@ -76,6 +79,10 @@ class PeakService:
         self.engines: dict[str, SiteEngine] = {}
         self.configs: dict[str, PeakSettings] = {}
         self.last_persist: dict[str, float] = {}
+        # the last closed quarters and month record of each site, kept in its state file:
+        # re-sent after a restart, since a SIGKILL can land after the state was written
+        # and before paho sent them (consumers keep one copy of a quarter per start)
+        self.recent: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_cv = threading.Condition()
@@ -125,8 +132,11 @@ class PeakService:
 
     def _queue_state(self, site: str, eng: SiteEngine, now: float) -> None:
         self.last_persist[site] = now
+        state = eng.to_state()
+        if site in self.recent:
+            state["published"] = self.recent[site]
         with self._pending_cv:
-            self._pending[site] = eng.to_state()
+            self._pending[site] = state
             self._pending_cv.notify()
 
     def _write_loop(self) -> None:
@@ -174,6 +184,9 @@ class PeakService:
             log.info("site %s: new", site)
         self.engines[site] = eng
         self.last_persist[site] = time.monotonic()
+        published = state.get("published") if state and eng.tracker.started else None
+        if isinstance(published, dict):
+            self._resend(site, published)
         if self.opts.ha_discovery:
             self._discover(site)
         return eng
@@ -205,6 +218,11 @@ class PeakService:
                 return
             READINGS.labels("ok").inc()
             m = self.rt.mqtt
+            if res.quarters or res.months:
+                recent = self.recent.setdefault(site, {"quarters": [], "month": None})
+                recent["quarters"] = (recent["quarters"] + res.quarters)[-RESEND_QUARTERS:]
+                if res.months:
+                    recent["month"] = res.months[-1]
             if res.quarters:
                 self._queue_state(site, eng, time.monotonic())
             for q in res.quarters:
@@ -214,6 +232,18 @@ class PeakService:
                 m.publish_json(self.topics.peak_month(site), rec, qos=1, retain=True)
             m.publish_json(self.topics.peak(site), res.peak, retain=True)
         PROCESS_S.observe(time.perf_counter() - t0)
+
+    def _resend(self, site: str, published: dict[str, Any]) -> None:
+        quarters = [q for q in published.get("quarters") or [] if isinstance(q, dict)]
+        month = published.get("month")
+        self.recent[site] = {"quarters": quarters, "month": month}
+        m = self.rt.mqtt
+        for q in quarters:
+            m.publish_json(self.topics.peak_quarter(site), q, qos=1)
+        if isinstance(month, dict):
+            m.publish_json(self.topics.peak_month(site), month, qos=1, retain=True)
+        log.info("site %s: re-sent the last %d closed quarter(s)%s from before the restart",
+                 site, len(quarters), " and the month record" if month else "")
 
     def on_config(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
