@@ -100,6 +100,7 @@ def _kill_run(broker: Mosquitto, tmp: Path, readings: list[dict], records: list[
         sub.close()
 
 
+@pytest.mark.slow
 def test_sigkill_five_times(private_mosquitto: Mosquitto, tmp_path: Path,
                            period: tuple[list[dict], list[dict]]) -> None:
     _kill_run(private_mosquitto, tmp_path, *period, kills=5, seed=1)
