@@ -35,6 +35,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _stop_processes() -> Iterator[None]:
+    """Whatever a test started is stopped after it, even when it failed half-way."""
+    from rel_support import STARTED
+
+    yield
+    while STARTED:
+        STARTED.pop().stop()
+
+
 @pytest.fixture()
 def vm() -> Iterator:
     """A VictoriaMetrics of the test's own (InfluxDB v2 write API), as in tests/recorder."""

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import Mosquitto, Subscriber, free_port, wait_for
 
 BIN = Path(sys.executable).parent
+STARTED: list[Proc] = []  # every process a test started; conftest stops them after it
 
 
 class Proc:
@@ -46,6 +47,7 @@ class Proc:
         with self.log_path.open("ab") as fh:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=fh,
                                          stderr=subprocess.STDOUT)
+        STARTED.append(self)
         try:
             if watch:
                 wait_for(lambda: self._online_seen(watch), timeout_s)
