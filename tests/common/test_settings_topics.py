@@ -58,3 +58,12 @@ def test_shared_subscription_matches_like_its_filter():
 
     assert match_pattern("$share/forecasters/p1/+/reading") == "p1/+/reading"
     assert match_pattern("p1/+/reading") == "p1/+/reading"
+
+
+@pytest.mark.parametrize("payload", [b'{"net_w": NaN}', b'{"net_w": Infinity}', b'{"net_w": -1e999}'])
+def test_non_finite_numbers_are_bad_payloads(payload):
+    from p1common.mqtt import BadPayload, decode_json_object
+
+    with pytest.raises(BadPayload):
+        decode_json_object(payload)
+    assert decode_json_object(b'{"net_w": -1.5e3}') == {"net_w": -1500.0}

@@ -266,9 +266,6 @@ def test_load_controller(broker: Mosquitto, pub: Subscriber, tmp_path: Path) -> 
     assert sorted(o["id"] for o in ctl["outputs"]) == ["heater", "lamp"]
 
 
-@pytest.mark.xfail(reason="load-controller takes NaN / inf net_w (control._net has no "
-                   "isfinite check): handler error, proportional state poisoned; fix is "
-                   "described in docs/reliability.md", strict=False)
 def test_load_controller_non_finite_net_w(broker: Mosquitto, pub: Subscriber,
                                           tmp_path: Path) -> None:
     site = "relnan"

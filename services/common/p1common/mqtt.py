@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import ssl
 import threading
@@ -44,9 +45,23 @@ def decode_json(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> Any:
     if len(payload) > max_bytes:
         raise BadPayload(f"payload of {len(payload)} bytes is over the {max_bytes} byte limit")
     try:
-        return json.loads(payload)
+        return json.loads(payload, parse_constant=_no_constant, parse_float=_finite_float)
+    except BadPayload:
+        raise
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadPayload(f"not JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> float:
+    raise BadPayload(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """JSON numbers only: Python would read 1e999 as infinity, which no meter sends."""
+    value = float(text)
+    if math.isinf(value):
+        raise BadPayload(f"number {text[:20]} is out of range")
+    return value
 
 
 def decode_json_object(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
@@ -79,7 +94,7 @@ class MqttClient:
         *,
         keepalive_s: int = 30,
         min_backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 4.0,
         ca_file: str | None = None,
         status: bool = True,
     ) -> None:
