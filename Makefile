@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics
 PYTHON ?= python3
 
-.PHONY: help setup system-deps run test test-fast bench check schemas clean
+.PHONY: help setup system-deps run test test-fast bench soak check schemas clean
 
 help:
 	@echo "make run    - whole stack locally: broker, simulated meter, every service, web page"
 	@echo "make test   - install what is missing, then run the full test suite (what CI runs)"
 	@echo "make bench  - benchmarks; results written to BENCHMARKS.md"
+	@echo "make soak   - the long reliability suite (20 broker kills, 100 SIGKILLs, 1M fuzzed telegrams)"
 	@echo "make check  - ruff + mypy"
 	@echo "make setup  - virtualenv in $(VENV) with every console script"
 
@@ -46,6 +47,9 @@ test-fast: $(STAMP)
 
 bench: setup
 	$(VENV)/bin/python -m bench.run
+
+soak: setup
+	P1_SOAK=1 $(VENV)/bin/pytest -q -m soak tests/reliability
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-ORDER = ["parser", "reader", "sim", "peak", "control", "bridge", "recorder", "load"]
+ORDER = ["parser", "reader", "sim", "peak", "control", "load", "fuzz"]
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
