@@ -23,7 +23,7 @@ SERVICES: list[tuple[str, str, str]] = [
      "meter-sim --pty-link {pty} --speed {speed} --seed {seed} --mqtt {mqtt_url}"),
     ("p1-reader", "p1_reader.cli", "p1-reader --serial {serial}"),
     ("peak-forecaster", "peak_forecaster.cli", "peak-forecaster"),
-    ("load-controller", "load_controller.cli", "load-controller --config {demo_outputs}"),
+    ("load-controller", "load_controller.cli", "load-controller --config {demo_outputs} --speed {speed}"),
     ("web", "p1web.cli", "p1-web --host 127.0.0.1 --port {web_port}"),
     ("recorder", "recorder.cli", "p1-recorder"),
     ("bridge-multicast", "bridge_multicast.cli", "bridge-multicast"),
