@@ -101,7 +101,8 @@ def replay(
     engines: dict[str, SiteEngine] = {}
     bad = 0
     for r in readings_from(paths, site):
-        s = r.get("site") if isinstance(r.get("site"), str) else "home"
+        raw_site = r.get("site")
+        s = raw_site if isinstance(raw_site, str) else "home"
         eng = engines.get(s)
         if eng is None:
             eng = engines[s] = SiteEngine(s, settings)
