@@ -66,6 +66,8 @@ def test_bad_payloads_raise_and_keep_the_last_good_value():
         apply(live, "p1/home/peak", {**ws.peak("home"), "level": "panic"})
     with pytest.raises(BadPayload, match="import_w: Input should be a valid number"):
         apply(live, "p1/home/reading", {**ws.reading("home", 1.0), "import_w": "lots"})
+    with pytest.raises(BadPayload, match="net_w: Input should be a valid number"):
+        apply(live, "p1/home/reading", {**ws.reading("home", 1.0), "net_w": "12"})  # strict
     apply(live, "p1/home/reading", {**ws.reading("home", 5.0), "future_field_w": 1})  # tolerated
     assert live.snapshot("home")["peak"]["level"] == "ok"
     assert live.snapshot("home")["reading"]["import_w"] == 5.0

@@ -45,7 +45,7 @@ class SiteLive:
 def _check(model: type[BaseModel], obj: dict[str, Any], tolerate_extra: bool = False) -> None:
     """Refuse a payload whose fields have the wrong type; new fields may be tolerated."""
     try:
-        model.model_validate(obj)
+        model.model_validate(obj, strict=True)
     except ValidationError as exc:
         errors = [e for e in exc.errors() if not (tolerate_extra and e["type"] == "extra_forbidden")]
         if errors:
