@@ -288,11 +288,11 @@ DEVICE_DELAY_S = 0.5
 SIM_RATED = 2400.0
 
 
-def _sim(scenario: dict[str, Any]) -> Any:
+def _sim(scenario: dict[str, Any], device_delay_s: float = DEVICE_DELAY_S) -> Any:
     from meter_sim.scenario import build
     from meter_sim.sim import Simulator
 
-    return Simulator(build({"command_delay_s": DEVICE_DELAY_S, "watchdog_s": 10,
+    return Simulator(build({"command_delay_s": device_delay_s, "watchdog_s": 10,
                             "loads": [{"id": "boiler", "kind": "dimmer", "rated_w": SIM_RATED,
                                        "phase": 2, "tank_l": 200, "temp_c": 30}],
                             **scenario}))
@@ -326,12 +326,13 @@ class _Plain:
         pass
 
 
-def sim_loop(scenario: dict[str, Any], seconds: int, ctl: Any) -> dict[str, list[float]]:
+def sim_loop(scenario: dict[str, Any], seconds: int, ctl: Any,
+             device_delay_s: float = DEVICE_DELAY_S) -> dict[str, list[float]]:
     """Run the closed loop; per telegram: net (W), boiler (W), surplus it could take (W)."""
     from p1_reader.parser import parse_telegram
     from p1_reader.reading import build_reading
 
-    sim = _sim(scenario)
+    sim = _sim(scenario, device_delay_s)
     boiler = sim.loads["boiler"]
     out: dict[str, list[float]] = {"net": [], "boiler": [], "surplus": []}
     for k in range(seconds):

@@ -211,16 +211,27 @@ def test_peak_guard_keeps_from_starting_and_sheds() -> None:
     assert ctl.outputs["boiler"].reason == (
         "off: peak guard: 2000 W would exceed the headroom 1500 W "
         "(forecast 1000 W, threshold 2500 W)")
+    # the reading at 1 s shows the free output for only part of its second (applied at
+    # 0.5 s; the meter averages over the second, taken as -0.1..0.9 s: 40 % of 500 W):
+    # the forecast made from it lacks the other 300 W, which count against the headroom
     ctl.on_peak(1.0, peak(2100))
     ctl.on_reading(1.0, {"net_w": 1000, "tariff": 2})
+    assert ctl.outputs["boiler"].level_w == 0
+    assert ctl.outputs["boiler"].reason == (
+        "off: peak guard: 2000 W would exceed the headroom 1800 W "
+        "(forecast 400 W, threshold 2500 W)")
+    ctl.on_peak(2.0, peak(2100))
+    ctl.on_reading(2.0, {"net_w": 1000, "tariff": 2})
     assert ctl.outputs["boiler"].level_w == 2000
-    # a forecast over the threshold sheds it, even though the tariff says on
-    for t in range(2, 6):
+    # at 3 the meter shows 40 % of it; from 4 on all of it (in the forecast too)
+    ctl.on_reading(3.0, {"net_w": 2300, "tariff": 2})
+    for t in range(4, 7):
         ctl.on_peak(float(t), peak(100))
         ctl.on_reading(float(t), {"net_w": 3000, "tariff": 2})
     assert ctl.outputs["boiler"].level_w == 2000
-    ctl.on_peak(6.0, peak(-300))
-    ctl.on_reading(6.0, {"net_w": 3300, "tariff": 2})
+    # a forecast over the threshold sheds it, even though the tariff says on
+    ctl.on_peak(7.0, peak(-300))
+    ctl.on_reading(7.0, {"net_w": 3300, "tariff": 2})
     assert ctl.outputs["boiler"].level_w == 0
     assert ctl.outputs["boiler"].reason.startswith("off: peak guard: headroom -300 W")
     assert ctl.outputs["free"].level_w == 500
@@ -272,8 +283,10 @@ def test_proportional_corrects_a_load_step_fast_without_oscillation(delay_s: flo
     ctl = boiler_ctl()
     samples = run_loop(ctl, steps, [Load("boiler", 2500, delay_s=delay_s)], 90)
     assert abs(samples[29].net_w) <= 50 and samples[29].levels["boiler"] == 2000
+    # the step shows at 31; the meter averages over the second, so the correction
+    # (applied at 31.05 + delay) shows only in part at 32: |net| <= 50 W from 34 on
     for t_step, t_end in ((30.5, 60.5), (60.5, 90)):
-        assert settle_time(samples, t_step, t_end) <= 3.0
+        assert settle_time(samples, t_step, t_end) <= 3.5
     after = [s for s in samples if s.t >= 30]
     assert sign_changes(after) <= 2
     assert max(s.net_w for s in samples if s.t > 61) <= 50  # no overshoot into import
@@ -281,10 +294,24 @@ def test_proportional_corrects_a_load_step_fast_without_oscillation(delay_s: flo
     assert ctl.outputs["boiler"].pct == 80.0
 
 
+def test_proportional_exact_step_response_with_an_averaging_meter() -> None:
+    """Device 0.5 s late, reading 0.05 s after its second: the correction decided at
+    31.05 applies at 31.55, 45 % of it shows at 32 (the model says 40 %: it takes the
+    reading 0.1 s late), all of it at 33; gain 0.9."""
+    ctl = boiler_ctl()
+    samples = run_loop(ctl, steps, [Load("boiler", 2500)], 40)
+    net = [round(s.net_w) for s in samples]
+    assert net[:6] == [-2000, -1190, -155, -62, -10, -3]
+    assert net[30:37] == [0, 1000, 595, 77, 31, 5, 1]
+    # 1050: the household taken as -1045 W at 32 (40 % instead of 45 % of the change)
+    assert [s.levels["boiler"] for s in samples[31:36]] == [1100.0, 1050.0, 1007.5, 1002.5, 1000.0]
+
+
 def test_proportional_learns_a_slow_device() -> None:
     ctl = boiler_ctl()
     samples = run_loop(ctl, steps, [Load("boiler", 2500, delay_s=2.2)], 90)
-    assert ctl.control(90, "")["outputs"][0]["delay_s"] == 2.5
+    # 2.1 s on the 0.1 s grid: the model takes the reading 0.05 s later than it comes
+    assert ctl.control(90, "")["outputs"][0]["delay_s"] == 2.1
     for t_step, t_end in ((30.5, 60.5), (60.5, 90)):
         assert settle_time(samples, t_step, t_end) <= 5.0
     assert sign_changes([s for s in samples if s.t >= 30]) <= 2
@@ -308,8 +335,11 @@ def test_proportional_thermostat_cut_out_holds_without_windup() -> None:
     assert max(s.levels["boiler"] for s in during) <= 2010
     assert samples[69].levels["boiler"] == pytest.approx(1700, abs=20)
     assert ctl.control(60, "")["outputs"][0] if True else None
-    # thermostat closes at 70.2: the held level is right at once
-    assert all(abs(s.net_w) <= 50 for s in samples if s.t >= 71)
+    # thermostat closes at 70.2: the reading at 71 shows 80 % of the load (the meter
+    # averages over the second); the level held for it stays, and is right at once
+    assert samples[71].net_w == pytest.approx(-1700 + 0.8 * 1700, abs=20)
+    assert samples[71].levels["boiler"] == samples[69].levels["boiler"]
+    assert all(abs(s.net_w) <= 50 for s in samples if s.t >= 72)
 
 
 def test_proportional_reports_not_drawing() -> None:

@@ -34,6 +34,7 @@ from .modes import (
     SurplusSwitch,
     fmt_w,
     proportional_step,
+    ramp_w,
     tariff_on,
 )
 
@@ -48,14 +49,17 @@ class Params:
 
     ttl_s: float = 10.0
     watchdog_s: float = 10.0
-    gain: float = 0.8
+    gain: float = 0.9
     device_delay_s: float = 0.5
-    meter_lag_s: float = 0.2
+    meter_lag_s: float = 0.1
+    meter_average_s: float = 1.0  # the meter's power is the mean over this long (0: instant)
     confirm_timeout_s: float = 2.0
     follow_timeout_s: float = 5.0
     peak_max_age_s: float = 60.0
-    deadband_w: float = 10.0
-    probe_s: float = 30.0  # a load judged not drawing is probed this often
+    deadband_w: float = 0.0
+    ramp_lead_s: float = 1.5  # a household ramp is extrapolated this far ahead
+    probe_s: float = 30.0  # a load judged not drawing is probed this long after the verdict,
+    probe_max_s: float = 960.0  # then twice as long after each probe that confirms it, up to this
     probe_hold_s: float = 2.5  # how long a probe holds the command at 0 before judging
 
 
@@ -95,6 +99,8 @@ class OutputRuntime:
     follow_note: str = "no state reports"
     guard_note: str | None = None
     not_drawing_since: float | None = None
+    resumed_at: float | None = None  # the reading at which the load was seen drawing again
+    probe_wait_s: float = 0.0  # time from the verdict (or the last probe) to the next probe
     probe: tuple[float, float, float] | None = None  # (started at, net before, level before)
 
     @property
@@ -142,6 +148,7 @@ class Controller:
         self.peak: dict[str, Any] | None = None
         self.peak_t: float | None = None
         self.period_s = 1.0  # telegram period, learnt from the readings
+        self.household_hist: list[float] = []  # net minus what the outputs draw, per reading
         self.set_outputs(outputs or [])
 
     # -- configuration -------------------------------------------------------------
@@ -173,14 +180,13 @@ class Controller:
         return step
 
     def _model(self, rated_w: float) -> ResponseModel:
-        d = self.params.device_delay_s
-        return ResponseModel(delays_s=(d, d + self.period_s, d + 2 * self.period_s),
+        return ResponseModel(delays_s=delay_grid(self.params.device_delay_s, self.period_s),
                              margin_w=max(100.0, 0.1 * rated_w))
 
     def _track(self) -> LevelTrack:
         p = self.params
         return LevelTrack(device_delay_s=p.device_delay_s, confirm_timeout_s=p.confirm_timeout_s,
-                          meter_lag_s=p.meter_lag_s)
+                          meter_lag_s=p.meter_lag_s, average_s=p.meter_average_s)
 
     # -- inputs --------------------------------------------------------------------
     def on_peak(self, now: float, peak: dict[str, Any]) -> None:
@@ -267,10 +273,12 @@ class Controller:
                 rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s())
                 if rt.drawing:
                     rt.not_drawing_since, rt.probe = None, None
+                    rt.resumed_at = now
                     log.info("output %s draws, applying commands about %.1f s late",
                              rt.cfg.id, rt.model.best_delay_s())
                 else:
                     rt.not_drawing_since = now
+                    rt.probe_wait_s = self.params.probe_s
                     log.info("output %s does not draw (thermostat cut out?): holding", rt.cfg.id)
 
     def _seen_net(self, rt: OutputRuntime, net: float, ordered: list[OutputRuntime]) -> float:
@@ -401,6 +409,13 @@ class Controller:
                 household -= rt.effective_w
             else:
                 household += rt.level_w - rt.visible_w
+        # a ramp (PV under a cloud edge) goes on while the commands take effect: lead it
+        measured = net - sum(rt.effective_w for rt in ordered)
+        if self.prev_net_w is None:
+            self.household_hist.clear()
+        self.household_hist = [*self.household_hist[-3:], measured]
+        ramp = ramp_w(self.household_hist)
+        household += ramp * self.params.ramp_lead_s / self.period_s
         head = self.headroom_w(ordered)
         taken = 0.0
         for rt in props:
@@ -421,7 +436,14 @@ class Controller:
             if head is not None and rt.cfg.peak_guard:
                 head -= new - rt.level_w
             rt.guard_note = note
-            if rt.drawing:
+            if rt.drawing and rt.resumed_at == now:
+                # the thermostat closed during this reading's second: the reading shows
+                # only part of the load, and the level held for it is right already
+                new = min(rt.level_w, cap)
+                reason = (f"{self._pct_text(rt, new)}: the load draws again, keeping the "
+                          f"level held for it")
+                taken += share
+            elif rt.drawing:
                 reason = self._prop_reason(rt, new, household, taken)
                 taken += share
             else:
@@ -437,15 +459,19 @@ class Controller:
 
     def _probe(self, rt: OutputRuntime, now: float, net: float, held_w: float) -> tuple[float, str]:
         """Is a load judged not drawing really cut out? Holding a constant level gives the
-        meter nothing to tell, so a wrong verdict (a few unlucky readings: household steps
-        during a ramp, a reading late) would hold forever at the wrong level. Every
-        ``probe_s`` the command drops to 0 for ``probe_hold_s``: if the net falls by about
-        the held level, the load draws after all. Costs nothing when it is really cut out."""
+        meter nothing to tell, so a wrong verdict would hold at the wrong level for as long
+        as the household stays constant. ``probe_s`` after the verdict the command drops to
+        0 for ``probe_hold_s``: if the net falls by about the held level, the load draws
+        after all. A probe costs nothing when the load is really cut out (it draws nothing
+        either way), and each probe that confirms the cut-out doubles the wait to the next
+        one (up to ``probe_max_s``): a boiler whose tank is hot is probed a handful of
+        times an hour, not every 30 s."""
         p = self.params
         assert rt.model is not None
         if rt.probe is None:
             since = rt.not_drawing_since if rt.not_drawing_since is not None else now
-            if held_w < rt.model.margin_w or now - since < p.probe_s:
+            wait = rt.probe_wait_s or p.probe_s
+            if held_w < rt.model.margin_w or now - since < wait:
                 return held_w, ""
             rt.probe = (now, net, held_w)
             return 0.0, f"0.0 %: probing whether the load draws (held {fmt_w(held_w)})"
@@ -461,6 +487,7 @@ class Controller:
             return level, (f"{self._pct_text(rt, level)}: the load draws after all "
                            f"(net fell {fmt_w(drop)} without it)")
         rt.not_drawing_since = now  # cut out indeed: back to the level held before
+        rt.probe_wait_s = min(2 * (rt.probe_wait_s or p.probe_s), p.probe_max_s)
         return level, ""
 
     def _pct_text(self, rt: OutputRuntime, level_w: float) -> str:
@@ -575,6 +602,17 @@ class Controller:
         if head is not None:
             doc["headroom_w"] = round(head, 1)
         return doc
+
+
+def delay_grid(device_delay_s: float, period_s: float, step_s: float = 0.1) -> tuple[float, ...]:
+    """The delay hypotheses of a proportional load: from ``device_delay_s`` - 0.5 s to
+    ``device_delay_s`` + 2 telegram periods in ``step_s`` steps, the configured delay
+    first (it wins ties), then the others by their distance from it."""
+    lo = max(0.0, device_delay_s - 0.5)
+    hi = device_delay_s + 2 * period_s
+    n = round((hi - lo) / step_s)
+    grid = {round(lo + i * step_s, 3) for i in range(n + 1)} | {round(device_delay_s, 3)}
+    return tuple(sorted(grid, key=lambda d: (abs(d - device_delay_s), d)))
 
 
 def _round(value: float | None) -> float | None:

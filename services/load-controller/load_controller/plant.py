@@ -1,8 +1,11 @@
 """A small house model to close the loop without hardware (tests, ``bench/control.py``).
 
-The meter samples the net power every ``period_s``; each controlled load applies a
-command ``delay_s`` after it was sent, may report its state (with the ``seq``) when it
-does, and a boiler's thermostat may cut it out. Pure: the loop below advances time
+The meter reports the net power every ``period_s``, as the mean over the second before
+the reading (like meter-sim's meter and a DSMR 5 meter: a command applied in the middle
+of a second shows half in that reading); each controlled load applies a command
+``delay_s`` after it was sent, may report its state (with the ``seq``) when it does, and
+a boiler's thermostat may cut it out. ``Load.average_s`` 0 is a meter that samples at
+one instant. Pure: the loop below advances time
 itself, nothing sleeps.
 """
 
@@ -24,6 +27,7 @@ class Load:
     delay_s: float = 0.5
     reports_state: bool = False
     thermostat: Callable[[float], bool] = lambda t: True  # True = closed (heating)
+    average_s: float = 1.0  # the meter shows the mean power over this long before a reading
     pct: float = 0.0
     seq: int | None = None
     queue: list[tuple[float, float, int]] = field(default_factory=list)
@@ -46,7 +50,31 @@ class Load:
         return reports
 
     def power_w(self, t: float) -> float:
-        return self.rated_w * self.pct / 100.0 if self.thermostat(t) else 0.0
+        """What the meter reading at ``t`` shows of this load: the mean power over
+        ``[t - average_s, t]`` (the level exactly, the thermostat sampled 10 times per
+        piece of constant level), or the power at ``t`` itself."""
+        if self.average_s <= 0:
+            return self.rated_w * self.pct / 100.0 if self.thermostat(t) else 0.0
+        start = t - self.average_s
+        # pieces of constant level inside the window, latest first
+        pieces: list[tuple[float, float, float]] = []
+        end = t
+        for at, pct in reversed(self.applied):
+            if at >= end:
+                continue
+            pieces.append((max(at, start), end, pct))
+            end = max(at, start)
+            if at <= start:
+                break
+        if end > start:
+            pieces.append((start, end, 0.0))
+        total = 0.0
+        for a, b, pct in pieces:
+            if pct == 0 or b <= a:
+                continue
+            on = sum(1 for i in range(10) if self.thermostat(a + (b - a) * (i + 0.5) / 10))
+            total += pct * (b - a) * on / 10
+        return self.rated_w * total / self.average_s / 100.0
 
 
 @dataclass
@@ -62,12 +90,16 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
              duration_s: float, period_s: float = 1.0, start_s: float = 0.0,
              tariff: Callable[[float], int] | None = None,
              peak: Callable[[float, float], dict[str, Any] | None] | None = None,
-             meter_gap: Callable[[float], bool] | None = None) -> list[Sample]:
+             meter_gap: Callable[[float], bool] | None = None,
+             latency_s: float = 0.05) -> list[Sample]:
     """Run the closed loop; one :class:`Sample` per telegram (meter time ``t``).
 
-    ``household_w(t)`` is everything but the controlled loads (negative = PV export);
+    ``household_w(t)`` is everything but the controlled loads (negative = PV export),
+    constant over the second before ``t`` as the meter sees it;
     ``peak(t, net_w)`` may return a peak document for the controller;
-    ``meter_gap(t)`` True drops that telegram (the watchdog ticks instead).
+    ``meter_gap(t)`` True drops that telegram (the watchdog ticks instead);
+    the controller gets the reading ``latency_s`` after the meter's second is over (the
+    telegram's transmission) and its commands leave at once.
     """
     by_id = {ld.output_id: ld for ld in loads}
     out: list[Sample] = []
@@ -83,8 +115,9 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
         loads_w = {ld.output_id: ld.power_w(t) for ld in loads}
         house = household_w(t)
         net = house + sum(loads_w.values())
+        now = t + latency_s
         if meter_gap and meter_gap(t):
-            step = controller.tick(t)
+            step = controller.tick(now)
         else:
             reading: dict[str, Any] = {"net_w": round(net, 1), "import_w": max(net, 0.0),
                                        "export_w": max(-net, 0.0)}
@@ -93,12 +126,12 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
             if peak:
                 doc = peak(t, net)
                 if doc is not None:
-                    controller.on_peak(t, doc)
-            step = controller.on_reading(t, reading)
+                    controller.on_peak(now, doc)
+            step = controller.on_reading(now, reading)
         if step is not None:
             for cmd in step.commands:
                 if cmd.output_id in by_id:
-                    by_id[cmd.output_id].command(t, cmd.payload)
+                    by_id[cmd.output_id].command(now, cmd.payload)
         levels = {oid: rt.level_w for oid, rt in controller.outputs.items()}
         out.append(Sample(t, net, house, loads_w, levels))
     return out
