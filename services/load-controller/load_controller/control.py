@@ -612,7 +612,7 @@ def delay_grid(device_delay_s: float, period_s: float, step_s: float = 0.1) -> t
     hi = device_delay_s + 2 * period_s
     n = round((hi - lo) / step_s)
     grid = {round(lo + i * step_s, 3) for i in range(n + 1)} | {round(device_delay_s, 3)}
-    return tuple(sorted(grid, key=lambda d: (abs(d - device_delay_s), d)))
+    return tuple(sorted(grid, key=lambda d: (round(abs(d - device_delay_s), 3), d)))
 
 
 def _round(value: float | None) -> float | None:

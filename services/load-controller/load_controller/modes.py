@@ -228,7 +228,8 @@ class ResponseModel:
 
     Two decaying sums of the cost per hypothesis: ``scores`` (decay 0.7) decide whether
     the load draws: the verdict changes when the other story is better by ``margin_w``
-    and by 20 %; ``slow`` (decay 0.97: a device's delay does not change from one reading
+    and by 20 % (to "not drawing": better than the delay in use and than the best delay
+    by the slow score); ``slow`` (decay 0.97: a device's delay does not change from one reading
     to the next) picks the delay, by the same rule. A thermostat that closes again shows
     as the net rising by what the load was told to draw, over one or two readings (a
     meter that averages over the second splits a change across two readings).
@@ -295,7 +296,9 @@ class ResponseModel:
                 self.current = k
                 return True
             return False
-        if self._better(self.scores, off, self.current):
+        # not drawing only when neither the delay in use nor the best one so far
+        # explains the meter as well
+        if self._better(self.scores, off, self.current) and self._better(self.scores, off, k):
             self.current = off
             return True
         if k != self.current and self._better(self.slow, k, self.current):
