@@ -2,8 +2,10 @@
 
 Starts a private Mosquitto (tests/support.py), a pty pair and the ``p1-reader``
 console script on the pty; a subscriber measures from the last byte written to the
-pty to the ``reading`` message received. Reference in the same run: the in-process
-cost of framing + CRC + parse of the same telegram. Standalone: ``python -m bench.reader``.
+pty to the ``reading`` message received. The telegrams are different ones: a stream
+of meter-sim Fluvius eMUCS 1.7.1 telegrams (own clock, powers, voltages each).
+Reference in the same run: the in-process cost of framing + CRC + parse of the same
+telegrams, caches emptied first. Standalone: ``python -m bench.reader``.
 """
 
 from __future__ import annotations
@@ -21,14 +23,27 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from meter_sim.clock import parse_local  # noqa: E402
+from meter_sim.scenario import build  # noqa: E402
+from meter_sim.sim import Simulator  # noqa: E402
 from p1_reader.framer import TelegramFramer  # noqa: E402
-from p1_reader.parser import parse_telegram  # noqa: E402
+from p1_reader.parser import clear_caches, parse_telegram  # noqa: E402
 from support import Mosquitto, Subscriber  # noqa: E402
 
-TELEGRAM = (REPO.parent / "shared" / "data" / "telegrams" / "dsmr_parser__fluvius_v171.txt"
-            ).read_bytes()
 CPU_TELEGRAMS = 2000
 LATENCY_SAMPLES = 300
+
+
+def _telegrams(n: int) -> list[bytes]:
+    sim = Simulator(build({"seed": 3}, start=parse_local("2026-01-15T18:00")))
+    out = []
+    for _ in range(n):
+        sim.step()
+        out.append(sim.telegram())
+    return out
+
+
+TELEGRAMS = _telegrams(CPU_TELEGRAMS + LATENCY_SAMPLES + 100)
 
 
 def _cpu_s(pid: int) -> float:
@@ -37,13 +52,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def _in_process_us() -> float:
-    n = 3000
+    clear_caches()
     framer = TelegramFramer()
     t0 = time.process_time()
-    for _ in range(n):
-        for t in framer.feed(TELEGRAM):
+    for telegram in TELEGRAMS:
+        for t in framer.feed(telegram):
             parse_telegram(t)
-    return (time.process_time() - t0) / n * 1e6
+    return (time.process_time() - t0) / len(TELEGRAMS) * 1e6
 
 
 def run(report: Any) -> None:
@@ -59,10 +74,11 @@ def run(report: Any) -> None:
     proc = subprocess.Popen([str(exe)], env=env, stderr=subprocess.DEVNULL)
     sub = Subscriber(broker.port, "p1/bench/reading")
     try:
+        stream = iter(TELEGRAMS)
         deadline = time.monotonic() + 20
         while not sub.on("p1/bench/reading"):  # wait until the port is open and MQTT is up
             assert time.monotonic() < deadline, "p1-reader did not publish"
-            os.write(master, TELEGRAM)
+            os.write(master, next(stream))
             time.sleep(0.2)
         time.sleep(0.3)
         print("  latency ...", flush=True)
@@ -70,7 +86,7 @@ def run(report: Any) -> None:
         while not sub.queue.empty():
             sub.queue.get_nowait()
         for _ in range(LATENCY_SAMPLES):
-            os.write(master, TELEGRAM)
+            os.write(master, next(stream))
             t0 = time.monotonic()
             msg = sub.queue.get(timeout=5)  # blocks: no polling in the measuring process
             latencies.append((msg.t - t0) * 1000)
@@ -79,7 +95,7 @@ def run(report: Any) -> None:
         n0 = len(sub.on("p1/bench/reading"))
         cpu0, wall0 = _cpu_s(proc.pid), time.monotonic()
         for _ in range(CPU_TELEGRAMS):  # 100 telegrams/s, 100x a real meter
-            os.write(master, TELEGRAM)
+            os.write(master, next(stream))
             time.sleep(0.01)
         deadline = time.monotonic() + 20
         while len(sub.on("p1/bench/reading")) < n0 + CPU_TELEGRAMS:
@@ -100,8 +116,9 @@ def run(report: Any) -> None:
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     lines = [
-        f"p1-reader as a process (console script), Fluvius 1.7.1 telegram ({len(TELEGRAM)} bytes) "
-        "written to a pty at 115200 baud settings, private Mosquitto on loopback.",
+        f"p1-reader as a process (console script), {len(TELEGRAMS)} different meter-sim Fluvius "
+        f"1.7.1 telegrams (about {len(TELEGRAMS[-1])} bytes each) written to a pty at 115200 "
+        "baud settings, private Mosquitto on loopback.",
         "",
         "| measure | value |",
         "|---|---:|",

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dsmr_parser import telegram_specifications as specs
 from dsmr_parser.parsers import TelegramParser
-from p1r_support import BAD_CRC, GOOD_FILES, NO_END_LINE, TELEGRAMS, telegram_bytes
+from p1r_support import BAD_CRC, GOOD_FILES, NO_END_LINE, STREAM, TELEGRAMS, telegram_bytes
 
 from p1_reader.parser import TelegramError, decode_hex_text, parse_telegram
 
@@ -255,3 +255,35 @@ def test_no_end_line_refused_unless_allowed() -> None:
     with pytest.raises(TelegramError, match="no '!' end line") as err:
         parse_telegram(data)
     assert err.value.reason == "truncated"
+
+
+def _stream_cases() -> list[tuple[str, list[bytes], dict[str, Any]]]:
+    from meter_sim.clock import parse_local
+    from meter_sim.scenario import build
+    from meter_sim.sim import Simulator
+    from p1_reader.framer import TelegramFramer
+
+    capture = TelegramFramer().feed(STREAM.read_bytes())
+    cases = [("566 capture", capture, specs.V5)]
+    for fmt, spec in (("fluvius", specs.BELGIUM_FLUVIUS), ("dsmr5", specs.V5)):
+        sim = Simulator(build({"seed": 5}, start=parse_local("2026-03-29T01:58"), fmt=fmt))
+        telegrams = []
+        for _ in range(150):  # across the spring DST change (W -> S at 02:00)
+            sim.step()
+            telegrams.append(sim.telegram())
+        cases.append((f"meter-sim {fmt}", telegrams, spec))
+    return cases
+
+
+def test_every_telegram_of_a_stream_same_as_dsmr_parser() -> None:
+    """The real 566-telegram capture and meter-sim streams (every telegram its own
+    clock and values, across a DST change): each one field by field."""
+    compared = 0
+    for title, telegrams, spec in _stream_cases():
+        assert len(telegrams) >= 150, title
+        parser = TelegramParser(spec)
+        for i, telegram in enumerate(telegrams):
+            ours = parse_telegram(telegram)
+            theirs = parser.parse(telegram.decode("latin-1"))
+            compared += compare(f"{title} #{i}", ours, theirs, spec)
+    assert compared > 20_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from p1r_support import ALL_FILES, BAD_CRC, NO_END_LINE, telegram_bytes
 
@@ -194,3 +196,55 @@ def test_fast_crc_equals_the_common_one() -> None:
         data = telegram_bytes(name)
         assert crc16(data) == crc16_python(data), name
     assert USING_C_EXTENSION, "crcmod's C extension is not in use"
+
+
+def test_timestamp_validation_without_datetime() -> None:
+    from p1_reader.parser import convert_timestamp
+
+    assert convert_timestamp("240229235959W") == "2024-02-29T23:59:59+01:00"  # leap day
+    assert convert_timestamp("230229000000W") is None  # no 29 February in 2023
+    assert convert_timestamp("240229240000W") is None  # hour 24
+    assert convert_timestamp("240229236000W") is None  # minute 60
+    assert convert_timestamp("240229235960W") is None  # second 60
+    assert convert_timestamp("991231235959S") == "1999-12-31T23:59:59+02:00"
+    assert convert_timestamp("681231235959S") == "2068-12-31T23:59:59+02:00"
+    # latin-1 '²' counts as a digit for str.isdigit(): not a timestamp, not a crash
+    assert convert_timestamp("\xb240229235959W") is None
+    assert convert_timestamp("24022923595\xb2") is None
+
+
+def test_superscript_digit_in_a_count_is_kept_raw_not_a_crash() -> None:
+    body = b"/ABC\r\n\r\n1-0:99.97.0(\xb2)(0-0:96.7.19)\r\n0-0:98.1.0(\xb2)(1-0:1.6.0)(1-0:1.6.0)\r\n!\r\n"
+    r = parse_telegram(body)
+    assert r["extra"] == {"1-0:99.97.0": "(\xb2)(0-0:96.7.19)",
+                          "0-0:98.1.0": "(\xb2)(1-0:1.6.0)(1-0:1.6.0)"}
+
+
+def test_fast_path_falls_back_to_the_general_code() -> None:
+    # values the one-lookup fast path does not take: same result as the general code
+    r = parse_telegram(
+        b"/ABC\r\n\r\n1-0:1.7.0(1.5*kW)\r\n1-0:2.7.0(0.0001*kW)\r\n1-0:21.7.0(12*W)\r\n"
+        b"1-0:22.7.0()\r\n1-0:1.8.1(12*Wh)\r\n1-0:32.7.0(230)\r\n0-0:96.14.0(0002)(x)\r\n"
+        b"0-0:1.0.0(200512135409S)(x)\r\n!\r\n")
+    assert (r["import_w"], r["export_w"], r["l1_import_w"], r["import_t1_kwh"]) == (
+        1500.0, 0.1, 12.0, 0.012)
+    assert (r["l1_voltage_v"], r["tariff"], r["ts"]) == (230.0, 2, "2020-05-12T13:54:09+02:00")
+    assert "l1_export_w" not in r
+    for bad, message in [(b"1-0:1.7.0(1.2.345*kW)", "1-0:1.7.0: '1.2.345' is not a number"),
+                         (b"1-0:1.7.0(-0.3x5*kW)", "1-0:1.7.0: '-0.3x5' is not a number"),
+                         (b"0-0:96.14.0(1x)", "'1x' is not an integer")]:
+        with pytest.raises(TelegramError, match=re.escape(message)):
+            parse_telegram(b"/ABC\r\n\r\n" + bad + b"\r\n!\r\n")
+
+
+def test_caches_are_bounded_and_history_entries_are_fresh() -> None:
+    from p1_reader import parser
+
+    parser.clear_caches()
+    for i in range(parser._CACHE_MAX + 10):
+        parser.parse_timestamp(f"2001{i // 3600 % 28 + 1:02d}{i // 60 % 60:02d}{i % 60:02d}00W")
+    assert 0 < len(parser._TS_CACHE) <= parser._CACHE_MAX
+    data = telegram_bytes("dsmr_parser__fluvius_v171.txt")
+    first = parse_telegram(data)
+    first["month_max_history"][0]["peak_w"] = -1.0  # a consumer changing its reading
+    assert parse_telegram(data) == FLUVIUS_V171

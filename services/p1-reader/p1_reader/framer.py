@@ -83,36 +83,32 @@ class TelegramFramer:
         return data[start:]
 
     def _cut(self, buf: bytearray, out: list[bytes]) -> bool:
-        """Handle the next line-start marker in ``buf``; False when more bytes are needed."""
+        """Handle the next line-start marker in ``buf``; False when more bytes are needed.
+
+        Two searches in C (``\\n!`` and ``\\n/``) instead of a Python step per line."""
         scan = self._scan
         n = len(buf)
-        while True:
-            nl = buf.find(b"\n", scan)
-            if nl < 0:
-                self._scan = n
-                return False
-            if nl + 1 >= n:
-                self._scan = nl
-                return False
-            first = buf[nl + 1]
-            if first == 0x21:  # '!' at a line start: the end line
-                end = self._end_of_crc_line(buf, nl + 1)
-                if end < 0:
-                    self._scan = nl
-                    return False
-                out.append(bytes(buf[:end]))
-                self.stats.telegrams += 1
-                rest = self._skip_garbage(bytes(buf[end:]))
-                buf.clear()
-                buf += rest
-                self._scan = 0
-                return bool(buf)
-            if first == 0x2F:  # '/' at a line start: the telegram so far was cut short
-                self.stats.truncated += 1
-                del buf[: nl + 1]
-                self._scan = 0
-                return True
-            scan = nl + 1
+        bang = buf.find(b"\n!", scan)
+        slash = buf.find(b"\n/", scan, n if bang < 0 else bang)
+        if slash >= 0:  # '/' at a line start before any end line: the telegram was cut short
+            self.stats.truncated += 1
+            del buf[: slash + 1]
+            self._scan = 0
+            return True
+        if bang < 0:
+            self._scan = n - 1 if n else 0  # a '\\n' at the very end is looked at again
+            return False
+        end = self._end_of_crc_line(buf, bang + 1)
+        if end < 0:
+            self._scan = bang
+            return False
+        out.append(bytes(buf[:end]))
+        self.stats.telegrams += 1
+        rest = self._skip_garbage(bytes(buf[end:]))
+        buf.clear()
+        buf += rest
+        self._scan = 0
+        return bool(buf)
 
     @staticmethod
     def _end_of_crc_line(buf: bytearray, bang: int) -> int:

@@ -14,7 +14,7 @@ raises :class:`TelegramError` with a message saying which and why, and a short
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +36,19 @@ class TelegramError(ValueError):
 
 
 # -- value helpers -------------------------------------------------------------------
+# Bounded caches, per distinct string: history/month-peak/gas stamps, equipment ids
+# and the 13-month history line repeat in every telegram for minutes to months.
+_CACHE_MAX = 4096
 _TS_CACHE: dict[str, str | None] = {}
+_DAY_CACHE: dict[str, str | None] = {}
+_HEX_CACHE: dict[str, str] = {}
+_HISTORY_CACHE: dict[str, tuple[dict[str, Any], ...] | None] = {}
+
+
+def clear_caches() -> None:
+    """Forget every cached conversion (benchmarks start each pass cold)."""
+    for cache in (_TS_CACHE, _DAY_CACHE, _HEX_CACHE, _HISTORY_CACHE):
+        cache.clear()
 
 
 def parse_timestamp(text: str) -> str | None:
@@ -46,10 +58,29 @@ def parse_timestamp(text: str) -> str | None:
         return _TS_CACHE[text]
     except KeyError:
         pass
-    if len(_TS_CACHE) > 4096:
+    if len(_TS_CACHE) >= _CACHE_MAX:
         _TS_CACHE.clear()
     iso = _TS_CACHE[text] = convert_timestamp(text)
     return iso
+
+
+def _day(yymmdd: str) -> str | None:
+    """``YYMMDD`` (ASCII digits) -> ``YYYY-MM-DDT``, or None when it is no calendar date."""
+    try:
+        return _DAY_CACHE[yymmdd]
+    except KeyError:
+        pass
+    yy = int(yymmdd[0:2])
+    try:
+        d = date((2000 if yy < 69 else 1900) + yy, int(yymmdd[2:4]), int(yymmdd[4:6]))
+    except ValueError:
+        prefix = None
+    else:
+        prefix = d.isoformat() + "T"
+    if len(_DAY_CACHE) >= _CACHE_MAX:
+        _DAY_CACHE.clear()
+    _DAY_CACHE[yymmdd] = prefix
+    return prefix
 
 
 def convert_timestamp(text: str) -> str | None:
@@ -60,22 +91,31 @@ def convert_timestamp(text: str) -> str | None:
     the one Belgian/Dutch local time has at that moment.
     """
     n = len(text)
-    if n not in (12, 13) or not text[:12].isdigit():
+    if n not in (12, 13) or not (text.isascii() and text[:12].isdigit()):
         return None
-    yy = int(text[0:2])
-    try:
-        dt = datetime(
-            (2000 if yy < 69 else 1900) + yy, int(text[2:4]), int(text[4:6]),
-            int(text[6:8]), int(text[8:10]), int(text[10:12]),
-        )
-    except ValueError:
+    day = _day(text[:6])
+    hh, mm, ss = text[6:8], text[8:10], text[10:12]
+    if day is None or hh > "23" or mm > "59" or ss > "59":
         return None
     if n == 13:
         offset = _OFFSETS.get(text[12])
         if offset is None:
             return None
-        return dt.isoformat() + offset
+        return f"{day}{hh}:{mm}:{ss}{offset}"
+    dt = datetime.fromisoformat(f"{day}{hh}:{mm}:{ss}")
     return dt.replace(tzinfo=_LOCAL).isoformat()
+
+
+def _hex_text(text: str) -> str:
+    """Cached :func:`decode_hex_text` (equipment ids repeat in every telegram)."""
+    try:
+        return _HEX_CACHE[text]
+    except KeyError:
+        pass
+    if len(_HEX_CACHE) >= _CACHE_MAX:
+        _HEX_CACHE.clear()
+    decoded = _HEX_CACHE[text] = decode_hex_text(text)
+    return decoded
 
 
 def decode_hex_text(text: str) -> str:
@@ -139,7 +179,7 @@ def _previous_month(iso: str) -> str:
 
 def _history(values: list[str], obis: str) -> list[dict[str, Any]] | None:
     """``(n)(1-0:1.6.0)(1-0:1.6.0)(month)(when)(value*kW)...`` oldest first; None if malformed."""
-    if not values or not values[0].isdigit():
+    if not values or not values[0].isdecimal():
         return None
     count = int(values[0])
     if len(values) != 3 + 3 * count:
@@ -160,9 +200,22 @@ def _history(values: list[str], obis: str) -> list[dict[str, Any]] | None:
     return out
 
 
+def _history_cached(text: str, values: list[str], obis: str) -> list[dict[str, Any]] | None:
+    """:func:`_history` cached per distinct line (it changes once a month); the
+    entries are fresh dicts every time, so a caller may change its reading."""
+    try:
+        cached = _HISTORY_CACHE[text]
+    except KeyError:
+        hist = _history(values, obis)
+        if len(_HISTORY_CACHE) >= 64:
+            _HISTORY_CACHE.clear()
+        cached = _HISTORY_CACHE[text] = None if hist is None else tuple(hist)
+    return None if cached is None else [dict(e) for e in cached]
+
+
 def _failure_log(values: list[str], obis: str) -> list[dict[str, Any]] | None:
     """``(n)(0-0:96.7.19)(end)(duration*s)...``; entries with an invalid end time are skipped."""
-    if not values or not values[0].isdigit():
+    if not values or not values[0].isdecimal():
         return None
     count = int(values[0])
     if len(values) != 2 + 2 * count:
@@ -237,12 +290,58 @@ def parse_telegram(
     extra: dict[str, str] = {}
     mbus: dict[int, dict[str, Any]] = {}
     objects = O.OBJECTS
+    get = objects.get
+    kind_w, kind_kwh, kind_v, kind_a, kind_int, kind_ts = O.W, O.KWH, O.VOLT, O.AMP, O.INT, O.TS
     last_obis = ""
     legacy_channel = 0
     lineno = 1
-    for raw in body.split("\n"):
+    # one pass; "\r\n" -> "\n" first keeps the line count (and the numbers in errors)
+    lines = body.replace("\r\n", "\n").split("\n") if "\r" in body else body.split("\n")
+    for line in lines:
         lineno += 1
-        line = raw[:-1] if raw.endswith("\r") else raw
+        # Fast paths for the objects of every telegram (one dict lookup, the number
+        # sliced out of the line). Anything unusual (other unit, empty or several
+        # values, bad number) falls through to the general code below, which gives
+        # the same value or the same error as it always did.
+        p = line.find("(")
+        if p > 0 and line[-1] == ")":
+            ref = line[:p]
+            spec = get(ref)
+            if spec is not None:
+                field, kind = spec
+                try:
+                    if kind is kind_w:
+                        if line[-4:] == "*kW)":
+                            num = line[p + 1 : -4]
+                            if num[-4:-3] == ".":  # kW with 3 decimals: W is exact
+                                digits = num.replace(".", "")
+                                if len(digits) == len(num) - 1 and digits.isdecimal():
+                                    out[field] = float(digits)
+                                    last_obis = ref
+                                    continue
+                    elif kind is kind_kwh:
+                        if line[-5:] == "*kWh)":
+                            out[field] = float(line[p + 1 : -5])
+                            last_obis = ref
+                            continue
+                    elif kind is kind_v or kind is kind_a:
+                        star = line.find("*", p)
+                        if star > 0:
+                            out[field] = float(line[p + 1 : star])
+                            last_obis = ref
+                            continue
+                    elif kind is kind_int:
+                        out[field] = int(line[p + 1 : -1])
+                        last_obis = ref
+                        continue
+                    elif kind is kind_ts:
+                        ts = convert_timestamp(line[p + 1 : -1])
+                        if ts is not None:
+                            out[field] = ts
+                            last_obis = ref
+                            continue
+                except ValueError:
+                    pass  # the general code gives the error (or the value) as it always did
         if not line or line[-1] != ")":
             line = line.strip()
             if not line:
@@ -261,19 +360,19 @@ def parse_telegram(
         ref = line[:p]
         last_obis = ref
         values = line[p + 1 : -1].split(")(")
-        spec = objects.get(ref)
-        if spec is None:
+        spec = get(ref)
+        if spec is None and ref not in _MBUS_REFS:
             ref = _normalise(ref)
-            spec = objects.get(ref)
+            spec = get(ref)
         if spec is None:
             channel = _mbus_channel(ref)
-            kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
-            if kind is None:
+            mbus_kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
+            if mbus_kind is None:
                 extra[line[:p]] = line[p:]
                 continue
             if channel not in mbus:
                 mbus[channel] = {"channel": channel}
-            legacy_channel = _mbus_object(mbus[channel], kind, values, ref, line[p:], extra)
+            legacy_channel = _mbus_object(mbus[channel], mbus_kind, values, ref, line[p:], extra)
             continue
         field, kind = spec
         value = values[0]
@@ -316,7 +415,7 @@ def parse_telegram(
                 out[field] = ts
         elif kind is O.HEXTEXT:
             if value and field not in out:
-                out[field] = decode_hex_text(value)
+                out[field] = _hex_text(value)
         elif kind is O.STR:
             if value:
                 out[field] = value
@@ -332,7 +431,7 @@ def parse_telegram(
             else:
                 extra[ref] = line[p:]
         elif kind is O.HISTORY:
-            hist = _history(values, ref)
+            hist = _history_cached(line[p + 1 : -1], values, ref)
             if hist is None:
                 extra[ref] = line[p:]
             else:
@@ -353,6 +452,12 @@ def parse_telegram(
     if extra:
         out["extra"] = extra
     return out
+
+
+# "0-1:24.2.1" .. "0-4:24.4.0": every M-Bus reference in one lookup
+_MBUS_REFS = frozenset(
+    f"0-{channel}:{suffix}" for channel in O.MBUS_CHANNELS for suffix in O.MBUS_OBJECTS
+)
 
 
 def _normalise(ref: str) -> str:
@@ -381,7 +486,7 @@ def _mbus_object(
             dev["device_type"] = _integer(value, ref)
     elif kind == O.MBUS_EQUIPMENT_ID:
         if value and "equipment_id" not in dev:
-            dev["equipment_id"] = decode_hex_text(value)
+            dev["equipment_id"] = _hex_text(value)
     elif kind == O.MBUS_VALVE:
         if value:
             dev["valve"] = _integer(value, ref)
