@@ -155,3 +155,24 @@ def test_a_confirmed_cut_out_is_probed_less_and_less_often() -> None:
     assert gaps == [63.0, 123.0]  # 60 s and 120 s after each probe's end (3 readings)
     rt = ctl.outputs["boiler"]
     assert rt.drawing is False and rt.probe_wait_s == 240.0
+
+
+def test_a_late_reading_is_placed_by_the_meter_timestamp() -> None:
+    """A reading that comes 0.4 s late (busy machine) still shows the meter's second:
+    its ``ts`` on our clock by the fastest reading's offset. Without ``ts`` (or a host
+    timestamp in whole seconds) the arrival time counts."""
+    def ts(k: int) -> str:
+        return f"2026-06-17T12:00:{k:02d}+02:00"
+
+    def visible(late_s: float, with_ts: bool = True) -> float:
+        ctl = boiler()
+        for k in range(1, 5):  # on time: 0.05 s after each second
+            ctl.on_reading(k + 0.05, {"net_w": -1000.0, "ts": ts(k)} if with_ts else
+                           {"net_w": -1000.0})
+        reading = {"net_w": -1000.0 + 0.0, "ts": ts(5)} if with_ts else {"net_w": -1000.0}
+        ctl.on_reading(5 + 0.05 + late_s, reading)
+        return ctl.outputs["boiler"].visible_w
+
+    on_time = visible(0.0)
+    assert visible(0.4) == pytest.approx(on_time, abs=1)  # (the offset's 1 ms drift per reading)
+    assert visible(0.4, with_ts=False) - visible(0.0, with_ts=False) > 100

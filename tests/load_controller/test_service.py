@@ -325,3 +325,16 @@ def test_speed_setting_and_scaled_clock() -> None:
     a, w = clock(), time.monotonic()
     time.sleep(0.05)
     assert clock() - a >= 10 * (time.monotonic() - w) - 0.01
+
+
+def test_meter_model_settings() -> None:
+    d = LoadControllerSettings.from_env({}).params
+    assert (d.gain, d.meter_lag_s, d.meter_average_s, d.ramp_lead_s, d.deadband_w) == (
+        0.9, 0.1, 1.0, 1.5, 0.0)
+    p = LoadControllerSettings.from_env({"LOADCTL_METER_AVERAGE_S": "0",
+                                         "LOADCTL_RAMP_LEAD_S": "0"}).params
+    assert (p.meter_average_s, p.ramp_lead_s) == (0.0, 0.0)
+    with pytest.raises(SettingsError, match=r"LOADCTL_RAMP_LEAD_S: 50\.0 is above the maximum 10"):
+        LoadControllerSettings.from_env({"LOADCTL_RAMP_LEAD_S": "50"})
+    with pytest.raises(SettingsError, match="LOADCTL_METER_AVERAGE_S"):
+        LoadControllerSettings.from_env({"LOADCTL_METER_AVERAGE_S": "-1"})

@@ -25,13 +25,15 @@ environment (CLI flags override):
                             config topic says otherwise
   LOADCTL_TTL_S             ttl_s put in every set command (10)
   LOADCTL_WATCHDOG_S        no reading for this long -> every output off (10)
-  LOADCTL_GAIN              proportional gain, 0.05..1 (0.8)
+  LOADCTL_GAIN              proportional gain, 0.05..1 (0.9)
   LOADCTL_DEVICE_DELAY_S    assumed delay before a device applies a command (0.5)
-  LOADCTL_METER_LAG_S       a reading shows what was applied this long before it (0.2)
+  LOADCTL_METER_LAG_S       a reading arrives this long after the meter's second (0.1)
+  LOADCTL_METER_AVERAGE_S   the meter's power is the mean over this long (1; 0 = instant)
+  LOADCTL_RAMP_LEAD_S       a household ramp is extrapolated this far ahead (1.5; 0 = off)
   LOADCTL_CONFIRM_TIMEOUT_S how long to wait for a state report's seq (2)
   LOADCTL_FOLLOW_TIMEOUT_S  report a device not following after this long (5)
   LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
-  LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (10)
+  LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (0)
   LOADCTL_SPEED             clock speed for simulations: match meter-sim --speed (1)
 
 see docs/load-controller.md

@@ -21,6 +21,7 @@ Order of one step (one reading):
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,7 @@ class Controller:
         self.peak_t: float | None = None
         self.period_s = 1.0  # telegram period, learnt from the readings
         self.household_hist: list[float] = []  # net minus what the outputs draw, per reading
+        self.ts_offset: float | None = None  # our clock minus the meter's, fastest reading
         self.set_outputs(outputs or [])
 
     # -- configuration -------------------------------------------------------------
@@ -238,7 +240,7 @@ class Controller:
         ts = ts or str(reading.get("ts") or "")
 
         ordered = self._ordered()
-        self._observe(now, net, ordered)
+        self._observe(now, self._reading_time(now, reading), net, ordered)
         self.last_reading_t = now
         self._switches(now, net, ordered)
         self._peak_guard_switches(now, ordered)
@@ -252,8 +254,24 @@ class Controller:
         """Highest priority first; equal priorities in configuration order."""
         return sorted(self.outputs.values(), key=lambda r: (-r.cfg.priority, r.index))
 
-    def _observe(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
-        """What the meter shows of each output; update the proportional loads' models."""
+    def _reading_time(self, now: float, reading: dict[str, Any]) -> float:
+        """When the reading would have arrived without delays on the way: its meter
+        timestamp on our clock, by the smallest offset seen (the fastest reading). A
+        reading that comes late (a busy machine, a slow network) then still shows the
+        meter's second, not a later one. Without a timestamp: ``now``."""
+        meter_t = _epoch(reading.get("ts"))
+        if meter_t is None or reading.get("ts_source") == "host":  # host: whole seconds
+            return now
+        offset = now - meter_t
+        if self.ts_offset is None or offset < self.ts_offset or offset > self.ts_offset + 2.0:
+            self.ts_offset = offset  # first, faster, or the meter's clock jumped
+        else:
+            self.ts_offset += 0.001  # follows a slow drift of the two clocks
+        return min(now, meter_t + self.ts_offset)
+
+    def _observe(self, now: float, seen: float, net: float, ordered: list[OutputRuntime]) -> None:
+        """What the meter shows of each output (the reading taken as received at
+        ``seen``); update the proportional loads' models."""
         if self.last_reading_t is not None and self.prev_net_w is not None:
             gap = now - self.last_reading_t
             if 0 < gap < 30:
@@ -261,16 +279,16 @@ class Controller:
         for rt in ordered:
             rt.track.prune(now)
             rt.prev_visible_w = rt.visible_w
-            rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s() if rt.model else None)
+            rt.visible_w = rt.track.visible_w(seen, rt.model.best_delay_s() if rt.model else None)
         for rt in ordered:
             if rt.model is None:
                 continue
             if self.prev_net_w is None:
                 rt.model.reset_history()
             others = sum(o.effective_w for o in ordered if o is not rt)
-            levels = [rt.track.visible_w(now, d) for d in rt.model.delays_s] + [0.0]
+            levels = [rt.track.visible_w(seen, d) for d in rt.model.delays_s] + [0.0]
             if rt.model.update(net - others, levels):
-                rt.visible_w = rt.track.visible_w(now, rt.model.best_delay_s())
+                rt.visible_w = rt.track.visible_w(seen, rt.model.best_delay_s())
                 if rt.drawing:
                     rt.not_drawing_since, rt.probe = None, None
                     rt.resumed_at = now
@@ -621,6 +639,19 @@ def _round(value: float | None) -> float | None:
 
 def _num(value: float) -> str:
     return f"{value:g}"
+
+
+def _epoch(ts: Any) -> float | None:
+    """Seconds of an ISO timestamp with its offset (a reading's ``ts``), else None."""
+    if not isinstance(ts, str) or not ts:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    return value.timestamp()
 
 
 def _net(reading: dict[str, Any]) -> float | None:
