@@ -143,7 +143,7 @@ def run(report: Any) -> None:
         f"{worst:.1f}x). Streams: 30 simulated minutes of meter-sim (seed 7, a January "
         "evening, 1 telegram/s: every telegram has its own clock, powers, voltages, "
         "currents) and the 566 telegrams of a real DSMR 5.0 capture. What we cache, "
-        "bounded, per distinct string: timestamp conversions and the parsed 13-month "
+        "bounded, per distinct string: timestamp conversions, hex-encoded ids and the parsed 13-month "
         "history line (it changes once a month); the caches start empty in every pass. "
         "CRC16 by crcmod's C extension (p1common.dsmr_crc). The last row repeats one "
         "telegram (everything cached after the first): for comparison with earlier runs only.",

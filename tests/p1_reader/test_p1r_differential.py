@@ -52,6 +52,24 @@ ENERGY = {
     "ELECTRICITY_DELIVERED_TARIFF_2": "export_t2_kwh",
     "ELECTRICITY_IMPORTED_TOTAL": "import_kwh",
     "ELECTRICITY_EXPORTED_TOTAL": "export_kwh",
+    "ELECTRICITY_USED_TARIFF_3": "import_t3_kwh",
+    "ELECTRICITY_USED_TARIFF_4": "import_t4_kwh",
+    "ELECTRICITY_DELIVERED_TARIFF_3": "export_t3_kwh",
+    "ELECTRICITY_DELIVERED_TARIFF_4": "export_t4_kwh",
+}
+REACTIVE_ENERGY = {  # kvarh (varh / 1000)
+    "ELECTRICITY_REACTIVE_IMPORTED_TOTAL": "reactive_import_kvarh",
+    "ELECTRICITY_REACTIVE_EXPORTED_TOTAL": "reactive_export_kvarh",
+    "ELECTRICITY_REACTIVE_IMPORTED_TARIFF_1": "reactive_import_t1_kvarh",
+    "ELECTRICITY_REACTIVE_IMPORTED_TARIFF_2": "reactive_import_t2_kvarh",
+    "ELECTRICITY_REACTIVE_EXPORTED_TARIFF_1": "reactive_export_t1_kvarh",
+    "ELECTRICITY_REACTIVE_EXPORTED_TARIFF_2": "reactive_export_t2_kvarh",
+}
+REACTIVE_POWER = {  # var (kvar * 1000)
+    "CURRENT_REACTIVE_IMPORTED": "reactive_import_var",
+    "CURRENT_REACTIVE_EXPORTED": "reactive_export_var",
+    **{f"INSTANTANEOUS_REACTIVE_POWER_L{i}_POSITIVE": f"l{i}_reactive_import_var" for i in (1, 2, 3)},
+    **{f"INSTANTANEOUS_REACTIVE_POWER_L{i}_NEGATIVE": f"l{i}_reactive_export_var" for i in (1, 2, 3)},
 }
 POWER = {
     "CURRENT_ELECTRICITY_USAGE": "import_w",
@@ -64,6 +82,11 @@ PLAIN_NUMBER = {
     **{f"INSTANTANEOUS_VOLTAGE_L{i}": f"l{i}_voltage_v" for i in (1, 2, 3)},
     **{f"INSTANTANEOUS_CURRENT_L{i}": f"l{i}_current_a" for i in (1, 2, 3)},
     "FUSE_THRESHOLD_L1": "fuse_limit_a",
+    "FUSE_THRESHOLD_L2": "l2_fuse_limit_a",
+    "FUSE_THRESHOLD_L3": "l3_fuse_limit_a",
+    "FREQUENCY": "frequency_hz",
+    "INSTANTANEOUS_POWER_FACTOR_TOTAL": "power_factor",
+    **{f"INSTANTANEOUS_POWER_FACTOR_L{i}": f"l{i}_power_factor" for i in (1, 2, 3)},
 }
 INTEGER = {
     "ELECTRICITY_ACTIVE_TARIFF": "tariff",
@@ -119,9 +142,9 @@ def their_instant(dt: datetime | None) -> float | None:
 def in_our_units(value: Decimal, unit: str | None, kind: str) -> float:
     u = (unit or "").lower()
     if kind == "energy":
-        return float(value) / 1000 if u == "wh" else float(value)
+        return float(value) / 1000 if u in ("wh", "varh") else float(value)
     if kind == "power":
-        return float(value) if u == "w" else float(value) * 1000
+        return float(value) if u in ("w", "var", "va") else float(value) * 1000
     return float(value)
 
 
@@ -161,6 +184,10 @@ def compare(name: str, ours: dict[str, Any], telegram: Any, spec: dict[str, Any]
             assert_close(ours[ENERGY[key]], in_our_units(value, unit, "energy"), what)
         elif key in POWER:
             assert_close(ours[POWER[key]], in_our_units(value, unit, "power"), what)
+        elif key in REACTIVE_ENERGY:
+            assert_close(ours[REACTIVE_ENERGY[key]], in_our_units(value, unit, "energy"), what)
+        elif key in REACTIVE_POWER:
+            assert_close(ours[REACTIVE_POWER[key]], in_our_units(value, unit, "power"), what)
         elif key in PLAIN_NUMBER:
             assert_close(ours[PLAIN_NUMBER[key]], float(value), what)
         elif key in INTEGER:
@@ -178,10 +205,11 @@ def compare(name: str, ours: dict[str, Any], telegram: Any, spec: dict[str, Any]
             assert same_instant(ours.get("month_max_ts"), obj.datetime), what
             assert_close(ours["month_max_w"], in_our_units(value, unit, "power"), what)
         elif key == "ACTUAL_TRESHOLD_ELECTRICITY":
-            if (unit or "").lower() == "kw":
-                assert_close(ours["limiter_w"], float(value) * 1000, what)
-            else:  # in A or kVA: no contract field, kept raw
-                assert "limiter_w" not in ours and obis_in_extra(ours, patterns[key]), what
+            field = {"kw": "limiter_w", "w": "limiter_w", "kva": "limiter_va", "va": "limiter_va",
+                     "a": "limiter_a"}[(unit or "").lower()]
+            assert_close(ours[field], in_our_units(value, unit, "power" if field != "limiter_a"
+                                                   else "number"), what)
+            assert {"limiter_w", "limiter_va", "limiter_a"} & ours.keys() == {field}, what
         elif key == "POWER_EVENT_FAILURE_LOG":
             raw = [v["value"] for v in obj.values]
             pairs = [(raw[i], raw[i + 1]) for i in range(2, len(raw), 2)]
@@ -213,6 +241,8 @@ def compare_mbus(name: str, ours: dict[str, Any], devices: list[Any]) -> int:
                     assert dev["equipment_id"] == decode_hex_text(obj.value), what
             elif key in ("MBUS_VALVE_POSITION", "VALVE_POSITION_GAS"):
                 assert dev["valve"] == int(obj.value), what
+            elif key in ("MSN_MBUS_SWITCH_POSITION",):
+                assert dev["breaker"] == int(obj.value), what
             elif key in ("MBUS_METER_READING", "HOURLY_GAS_METER_READING", "GAS_METER_READING"):
                 assert_close(dev["value"], float(obj.value), what)
                 if obj.unit:

@@ -133,6 +133,65 @@ def test_discovery_for_every_field_sent_as_home_assistant_needs() -> None:
     assert len([t for t, *_ in sink.sent if t.startswith("homeassistant/")]) == len(configs)
 
 
+# What Home Assistant's sensor platform accepts (device class -> units), as documented
+# for MQTT sensors; reactive_energy exists since Home Assistant 2025.6.
+HA_UNITS: dict[str | None, set[str | None]] = {
+    "energy": {"Wh", "kWh", "MWh", "MJ", "GJ"},
+    "power": {"W", "kW"},
+    "reactive_power": {"var", "kvar"},
+    "reactive_energy": {"varh", "kvarh"},
+    "apparent_power": {"VA"},
+    "voltage": {"V", "mV"},
+    "current": {"A", "mA"},
+    "frequency": {"Hz", "kHz"},
+    "power_factor": {None, "%"},
+    "gas": {"m³", "ft³", "CCF"},
+    "water": {"m³", "L", "gal"},
+}
+TOTALS = {"energy", "reactive_energy", "gas", "water"}
+
+
+def test_every_entity_has_a_device_class_unit_and_state_class_home_assistant_accepts() -> None:
+    for field, (_name, device_class, state_class, unit, _icon) in ENTITIES.items():
+        assert field in Reading.model_fields, field
+        if device_class is not None:
+            assert unit in HA_UNITS[device_class], field
+        if device_class in TOTALS:
+            assert state_class == "total_increasing", field
+        elif device_class is not None and state_class is not None:
+            assert state_class == "measurement", field
+
+
+def test_discovery_of_the_new_contract_fields() -> None:
+    sink = Sink()
+    h = handler(sink, ha_discovery=True)
+    h.feed(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
+    h.feed(telegram_bytes("dsmr_parser__sagemcom_t210_d_r.txt"))
+    h.feed(telegram_bytes("dsmrreader__luxembourg_smarty.txt") + b"\r\n")  # file ends at the CRC
+    handler(sink, ha_discovery=True).feed(telegram_bytes("dsmr_parser__v3.txt"))  # no CRC
+    by_field = {t.split("/")[3]: json.loads(p) for t, p, _, _ in sink.sent
+                if t.startswith("homeassistant/")}
+    want = {
+        "frequency_hz": ("frequency", "measurement", "Hz"),
+        "power_factor": ("power_factor", "measurement", None),
+        "l3_power_factor": ("power_factor", "measurement", None),
+        "import_t3_kwh": ("energy", "total_increasing", "kWh"),
+        "reactive_import_kvarh": ("reactive_energy", "total_increasing", "kvarh"),
+        "reactive_export_t2_kvarh": ("reactive_energy", "total_increasing", "kvarh"),
+        "reactive_export_var": ("reactive_power", "measurement", "var"),
+        "l2_fuse_limit_a": ("current", None, "A"),
+        "limiter_va": ("apparent_power", None, "VA"),
+        "limiter_a": ("current", None, "A"),
+    }
+    for field, (dc, sc, unit) in want.items():
+        c = by_field[field]
+        assert (c["device_class"], c.get("state_class"), c.get("unit_of_measurement")) == (
+            dc, sc, unit), field
+    assert "unit_of_measurement" not in by_field["power_factor"]
+    assert by_field["l2_fuse_limit_a"]["entity_category"] == "diagnostic"
+    assert "entity_category" not in by_field["frequency_hz"]
+
+
 def test_settings_from_env_and_errors() -> None:
     s = ReaderSettings.from_env({"P1_SERIAL_URL": "socket://h:1", "P1_PUBLISH_EVERY": "5",
                                  "P1_SERIAL_PROFILE": "dsmr2", "P1_PUBLISH_RAW": "yes"})

@@ -89,7 +89,12 @@ def test_wh_and_w_units_luxembourg_sagemcom() -> None:
     r = parse_telegram(telegram_bytes("dsmr_parser__sagemcom_t210_d_r.txt"))
     assert (r["import_kwh"], r["import_t1_kwh"], r["import_t2_kwh"]) == (6545.766, 5017.12, 1528.646)
     assert (r["export_kwh"], r["import_w"], r["export_w"], r["net_w"]) == (0.058, 286.0, 0.0, 286.0)
-    assert r["extra"]["1-0:3.8.0"] == "(000000747*varh)"
+    assert (r["reactive_import_kvarh"], r["reactive_import_t1_kvarh"],
+            r["reactive_import_t2_kvarh"]) == (0.747, 0.0, 0.747)
+    assert (r["reactive_export_kvarh"], r["reactive_export_t1_kvarh"],
+            r["reactive_export_t2_kvarh"]) == (3897.726, 2692.848, 1204.878)
+    assert (r["reactive_import_var"], r["reactive_export_var"]) == (0.0, 166.0)
+    assert "extra" not in r
 
 
 def test_empty_gas_slot_gives_no_gas_field() -> None:
@@ -109,8 +114,73 @@ def test_heat_meter_gj_and_unpadded_crc() -> None:
 
 def test_unknown_obis_kept_in_extra() -> None:
     r = parse_telegram(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
-    assert r["extra"]["1-0:14.7.0"] == "(50.00*Hz)"
-    assert r["extra"]["1-0:1.8.3"] == "(000000.000*kWh)"
+    assert r["extra"]["1-0:15.8.0"] == "(000800.817*kWh)"
+    assert r["extra"]["1-0:7.7.0"] == "(00.504*kvar)"  # reactive power per quadrant
+
+
+def test_eon_hungary_frequency_power_factor_four_tariffs_fuses() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
+    assert r["frequency_hz"] == 50.0
+    assert (r["power_factor"], r["l1_power_factor"], r["l2_power_factor"],
+            r["l3_power_factor"]) == (4.556, 4.591, 4.542, 4.552)
+    assert (r["import_t3_kwh"], r["import_t4_kwh"], r["export_t3_kwh"],
+            r["export_t4_kwh"]) == (0.0, 0.0, 0.0, 0.0)
+    assert (r["import_kwh"], r["export_kwh"]) == (173.64, 627.177)  # the meter's own totals
+    assert (r["fuse_limit_a"], r["l2_fuse_limit_a"], r["l3_fuse_limit_a"]) == (200.0, 200.0, 200.0)
+    assert (r["reactive_import_kvarh"], r["reactive_export_kvarh"]) == (0.123, 303.131)
+    assert r["limiter_w"] == 90000.0
+
+
+def test_total_is_the_sum_of_every_tariff_register() -> None:
+    r = parse_telegram(b"/X\r\n\r\n1-0:1.8.1(1.5*kWh)\r\n1-0:1.8.2(2.25*kWh)\r\n"
+                       b"1-0:1.8.3(0.125*kWh)\r\n1-0:1.8.4(4*kWh)\r\n1-0:2.8.1(1*kWh)\r\n"
+                       b"1-0:2.8.2(2*kWh)\r\n1-0:2.8.3(3*kWh)\r\n!\r\n")
+    assert (r["import_kwh"], r["export_kwh"]) == (7.875, 6.0)
+
+
+def test_limiter_in_a_kva_or_kw() -> None:
+    assert parse_telegram(telegram_bytes("dsmr_parser__v3.txt"))["limiter_a"] == 16.0
+    lux = parse_telegram(telegram_bytes("dsmrreader__luxembourg_smarty.txt"))
+    assert lux["limiter_va"] == 27600.0 and "limiter_w" not in lux and "limiter_a" not in lux
+    assert (lux["reactive_import_kvarh"], lux["reactive_export_kvarh"]) == (120.721, 697.336)
+    assert (lux["reactive_import_var"], lux["reactive_export_var"]) == (0.0, 0.0)
+    fluvius = parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171.txt"))
+    assert fluvius["limiter_w"] == 999900.0 and "limiter_a" not in fluvius
+    odd = parse_telegram(b"/X\r\n\r\n0-0:17.0.0(12*V)\r\n!\r\n")
+    assert odd["extra"] == {"0-0:17.0.0": "(12*V)"}
+
+
+def test_reactive_power_per_phase_in_var() -> None:
+    r = parse_telegram(b"/X\r\n\r\n1-0:23.7.0(0001.229*kVAr)\r\n1-0:43.7.0(0.5*kvar)\r\n"
+                       b"1-0:63.7.0(12*var)\r\n1-0:24.7.0(0000.391*kVAr)\r\n1-0:44.7.0()\r\n"
+                       b"1-0:3.8.0(00001234.432*kVArh)\r\n1-0:4.8.0(000259742*varh)\r\n"
+                       b"1-0:14.7.0(49.98*Hz)\r\n1-0:64.7.0(1*kW)\r\n!\r\n")
+    assert (r["l1_reactive_import_var"], r["l2_reactive_import_var"],
+            r["l3_reactive_import_var"], r["l1_reactive_export_var"]) == (1229.0, 500.0, 12.0, 391.0)
+    assert "l2_reactive_export_var" not in r
+    assert (r["reactive_import_kvarh"], r["reactive_export_kvarh"]) == (1234.432, 259.742)
+    assert r["frequency_hz"] == 49.98
+    assert r["extra"] == {"1-0:64.7.0": "(1*kW)"}  # a unit that makes no sense: kept raw
+    sweden = parse_telegram(telegram_bytes("dsmrreader__sweden_kamstrup.txt"))
+    assert sweden["l3_reactive_export_var"] == 0.0 and "extra" not in sweden
+
+
+def test_emucs_2_ean_and_mbus_breaker() -> None:
+    name = "athombv__emucs-p1-v2.1.1-spec-example-1.txt"  # spec example: placeholder CRC
+    r = parse_telegram(telegram_bytes(name), check_crc=False)
+    assert r["ean"] == "541440012345678900"
+    assert r["mbus"][0] == {
+        "channel": 1, "device_type": 3, "kind": "gas", "equipment_id": "7FLO2119033733",
+        "ean": "541440012345678900", "value": 112.384, "unit": "m3",
+        "ts": "2020-05-12T13:45:58+02:00", "valve": 1, "breaker": 0}
+    assert r["mbus"][1]["ean"] == "541440012345678903"
+    assert r["mbus"][3] == {"channel": 4, "kind": "other", "breaker": 0}
+    assert r["extra"] == {"1-0:94.32.1": "(400)"}
+
+
+def test_heat_meter_id() -> None:
+    r = parse_telegram(telegram_bytes("dsmr_parser__unpadded_crc.txt"))
+    assert (r["heat_gj"], r["heat_id"]) == (240.86, "621848012D2C0B0C")
 
 
 @pytest.mark.parametrize("name", ALL_FILES)

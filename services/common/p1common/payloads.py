@@ -35,10 +35,12 @@ class MbusDevice(_Model):
     device_type: int | None = Field(None, description="M-Bus device type: 3 gas, 7 water, 4/12 heat")
     kind: Literal["gas", "water", "heat", "cold", "other"] = "other"
     equipment_id: str | None = None
+    ean: str | None = Field(None, description="0-n:96.1.2 EAN code of the connection (eMUCS 2.x)")
     value: float | None = None
     unit: str | None = None
     ts: Iso | None = None
     valve: int | None = None
+    breaker: int | None = Field(None, description="0-n:96.3.10 breaker/switch state of the channel")
 
 
 class PowerFailure(_Model):
@@ -60,12 +62,18 @@ class Reading(_Model):
     meter_id: str | None = Field(None, description="equipment id 0-0:96.1.1 (hex decoded when printable)")
     header: str | None = Field(None, description="identification line without the '/'")
     dsmr_version: str | None = Field(None, description="1-3:0.2.8 or Fluvius 0-0:96.1.4")
+    ean: str | None = Field(None, description="0-0:96.1.2 EAN code of the connection (eMUCS 2.x)")
     tariff: int | None = Field(None, description="1 = day/normal, 2 = night/low")
     import_t1_kwh: float | None = None
     import_t2_kwh: float | None = None
     export_t1_kwh: float | None = None
     export_t2_kwh: float | None = None
-    import_kwh: float | None = Field(None, description="T1 + T2 (or the single-rate counter)")
+    import_t3_kwh: float | None = Field(None, description="1-0:1.8.3 (four-rate meters)")
+    import_t4_kwh: float | None = Field(None, description="1-0:1.8.4")
+    export_t3_kwh: float | None = Field(None, description="1-0:2.8.3")
+    export_t4_kwh: float | None = Field(None, description="1-0:2.8.4")
+    import_kwh: float | None = Field(
+        None, description="1-0:1.8.0, else the sum of the tariff registers T1 + T2 (+ T3 + T4)")
     export_kwh: float | None = None
     import_w: float | None = None
     export_w: float | None = None
@@ -82,13 +90,36 @@ class Reading(_Model):
     l1_current_a: float | None = None
     l2_current_a: float | None = None
     l3_current_a: float | None = None
+    reactive_import_var: float | None = Field(None, description="1-0:3.7.0 reactive power Q+ (var)")
+    reactive_export_var: float | None = Field(None, description="1-0:4.7.0 reactive power Q- (var)")
+    l1_reactive_import_var: float | None = Field(None, description="1-0:23.7.0")
+    l2_reactive_import_var: float | None = Field(None, description="1-0:43.7.0")
+    l3_reactive_import_var: float | None = Field(None, description="1-0:63.7.0")
+    l1_reactive_export_var: float | None = Field(None, description="1-0:24.7.0")
+    l2_reactive_export_var: float | None = Field(None, description="1-0:44.7.0")
+    l3_reactive_export_var: float | None = Field(None, description="1-0:64.7.0")
+    reactive_import_kvarh: float | None = Field(None, description="1-0:3.8.0 reactive energy Q+ (kvarh)")
+    reactive_export_kvarh: float | None = Field(None, description="1-0:4.8.0 reactive energy Q- (kvarh)")
+    reactive_import_t1_kvarh: float | None = Field(None, description="1-0:3.8.1")
+    reactive_import_t2_kvarh: float | None = Field(None, description="1-0:3.8.2")
+    reactive_export_t1_kvarh: float | None = Field(None, description="1-0:4.8.1")
+    reactive_export_t2_kvarh: float | None = Field(None, description="1-0:4.8.2")
+    frequency_hz: float | None = Field(None, description="1-0:14.7.0 grid frequency")
+    power_factor: float | None = Field(None, description="1-0:13.7.0 power factor, as sent (no unit)")
+    l1_power_factor: float | None = Field(None, description="1-0:33.7.0")
+    l2_power_factor: float | None = Field(None, description="1-0:53.7.0")
+    l3_power_factor: float | None = Field(None, description="1-0:73.7.0")
     avg_demand_w: float | None = Field(None, description="eMUCS 1-0:1.4.0 current quarter average demand")
     month_max_w: float | None = Field(None, description="eMUCS 1-0:1.6.0 this month's highest quarter")
     month_max_ts: Iso | None = None
     month_max_history: list[MonthMax] | None = Field(None, description="eMUCS 0-0:98.1.0, oldest first")
     breaker: int | None = Field(None, description="0-0:96.3.10 breaker state (1 = closed)")
-    limiter_w: float | None = Field(None, description="0-0:17.0.0 power limiter threshold")
-    fuse_limit_a: float | None = Field(None, description="1-0:31.4.0 fuse supervision threshold")
+    limiter_w: float | None = Field(None, description="0-0:17.0.0 power limiter threshold, sent in kW/W")
+    limiter_a: float | None = Field(None, description="0-0:17.0.0 limiter threshold sent in A (DSMR 2.2/3)")
+    limiter_va: float | None = Field(None, description="0-0:17.0.0 limiter threshold sent in kVA/VA (Luxembourg)")
+    fuse_limit_a: float | None = Field(None, description="1-0:31.4.0 fuse supervision threshold (L1)")
+    l2_fuse_limit_a: float | None = Field(None, description="1-0:51.4.0 fuse supervision threshold L2")
+    l3_fuse_limit_a: float | None = Field(None, description="1-0:71.4.0 fuse supervision threshold L3")
     message: str | None = Field(None, description="0-0:96.13.0 text message (decoded)")
     message_code: str | None = Field(None, description="0-0:96.13.1 numeric message")
     power_failures: int | None = None
@@ -109,6 +140,7 @@ class Reading(_Model):
     water_id: str | None = None
     heat_gj: float | None = None
     heat_ts: Iso | None = None
+    heat_id: str | None = Field(None, description="equipment id of the heat meter's M-Bus channel")
     mbus: list[MbusDevice] | None = Field(None, description="every M-Bus channel as sent")
     extra: dict[str, str] | None = Field(None, description="OBIS codes we do not know, raw value text")
 

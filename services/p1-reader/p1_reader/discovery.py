@@ -2,7 +2,9 @@
 
 One entry per reading field: the entity name, device class, state class and unit
 the way Home Assistant expects them (energy kWh ``total_increasing``, power W
-``measurement``, gas m³ ``gas``...). Every entity reads its value from the retained
+``measurement``, gas m³ ``gas``, reactive power var, reactive energy kvarh,
+frequency Hz, power factor without unit...); the meter's limiter and fuse thresholds
+are diagnostic entities. Every entity reads its value from the retained
 ``reading`` topic with a ``value_template`` and is available while p1-reader's
 status topic says ``online``. Pure: returns (topic, payload) pairs to publish.
 """
@@ -18,6 +20,9 @@ from p1common.topics import Topics, ha_config_topic
 Entity = tuple[str, str | None, str | None, str | None, str | None]
 _E = "energy"
 _P = "power"
+_Q = "reactive_power"
+_QE = "reactive_energy"  # Home Assistant 2025.6 or later
+_PF = "power_factor"
 _TI = "total_increasing"
 _M = "measurement"
 
@@ -28,6 +33,16 @@ ENTITIES: dict[str, Entity] = {
     "export_kwh": ("Energy export", _E, _TI, "kWh", None),
     "export_t1_kwh": ("Energy export tariff 1", _E, _TI, "kWh", None),
     "export_t2_kwh": ("Energy export tariff 2", _E, _TI, "kWh", None),
+    "import_t3_kwh": ("Energy import tariff 3", _E, _TI, "kWh", None),
+    "import_t4_kwh": ("Energy import tariff 4", _E, _TI, "kWh", None),
+    "export_t3_kwh": ("Energy export tariff 3", _E, _TI, "kWh", None),
+    "export_t4_kwh": ("Energy export tariff 4", _E, _TI, "kWh", None),
+    "reactive_import_kvarh": ("Reactive energy import", _QE, _TI, "kvarh", None),
+    "reactive_export_kvarh": ("Reactive energy export", _QE, _TI, "kvarh", None),
+    "reactive_import_t1_kvarh": ("Reactive energy import tariff 1", _QE, _TI, "kvarh", None),
+    "reactive_import_t2_kvarh": ("Reactive energy import tariff 2", _QE, _TI, "kvarh", None),
+    "reactive_export_t1_kvarh": ("Reactive energy export tariff 1", _QE, _TI, "kvarh", None),
+    "reactive_export_t2_kvarh": ("Reactive energy export tariff 2", _QE, _TI, "kvarh", None),
     "import_w": ("Power import", _P, _M, "W", None),
     "export_w": ("Power export", _P, _M, "W", None),
     "net_w": ("Power net", _P, _M, "W", None),
@@ -37,6 +52,19 @@ ENTITIES: dict[str, Entity] = {
     "l1_export_w": ("Power export L1", _P, _M, "W", None),
     "l2_export_w": ("Power export L2", _P, _M, "W", None),
     "l3_export_w": ("Power export L3", _P, _M, "W", None),
+    "reactive_import_var": ("Reactive power import", _Q, _M, "var", None),
+    "reactive_export_var": ("Reactive power export", _Q, _M, "var", None),
+    "l1_reactive_import_var": ("Reactive power import L1", _Q, _M, "var", None),
+    "l2_reactive_import_var": ("Reactive power import L2", _Q, _M, "var", None),
+    "l3_reactive_import_var": ("Reactive power import L3", _Q, _M, "var", None),
+    "l1_reactive_export_var": ("Reactive power export L1", _Q, _M, "var", None),
+    "l2_reactive_export_var": ("Reactive power export L2", _Q, _M, "var", None),
+    "l3_reactive_export_var": ("Reactive power export L3", _Q, _M, "var", None),
+    "frequency_hz": ("Frequency", "frequency", _M, "Hz", None),
+    "power_factor": ("Power factor", _PF, _M, None, None),
+    "l1_power_factor": ("Power factor L1", _PF, _M, None, None),
+    "l2_power_factor": ("Power factor L2", _PF, _M, None, None),
+    "l3_power_factor": ("Power factor L3", _PF, _M, None, None),
     "l1_voltage_v": ("Voltage L1", "voltage", _M, "V", None),
     "l2_voltage_v": ("Voltage L2", "voltage", _M, "V", None),
     "l3_voltage_v": ("Voltage L3", "voltage", _M, "V", None),
@@ -47,6 +75,12 @@ ENTITIES: dict[str, Entity] = {
     "month_max_w": ("Month peak demand", _P, _M, "W", None),
     "tariff": ("Tariff", None, None, None, "mdi:clock-time-eight"),
     "breaker": ("Breaker state", None, None, None, "mdi:electric-switch"),
+    "limiter_w": ("Power limiter threshold", _P, None, "W", None),
+    "limiter_a": ("Current limiter threshold", "current", None, "A", None),
+    "limiter_va": ("Apparent power limiter threshold", "apparent_power", None, "VA", None),
+    "fuse_limit_a": ("Fuse supervision threshold L1", "current", None, "A", None),
+    "l2_fuse_limit_a": ("Fuse supervision threshold L2", "current", None, "A", None),
+    "l3_fuse_limit_a": ("Fuse supervision threshold L3", "current", None, "A", None),
     "power_failures": ("Power failures", None, _TI, None, "mdi:flash-off"),
     "long_power_failures": ("Long power failures", None, _TI, None, "mdi:flash-off"),
     "gas_m3": ("Gas", "gas", _TI, "m³", None),
@@ -54,6 +88,11 @@ ENTITIES: dict[str, Entity] = {
     "heat_gj": ("Heat", _E, _TI, "GJ", None),
     "message": ("Meter message", None, None, None, "mdi:message-text"),
 }
+
+# settings of the meter rather than measurements: shown under "Diagnostic"
+DIAGNOSTIC = frozenset(
+    {"limiter_w", "limiter_a", "limiter_va", "fuse_limit_a", "l2_fuse_limit_a", "l3_fuse_limit_a"}
+)
 
 
 def node_id(site: str) -> str:
@@ -106,5 +145,7 @@ def discovery_messages(
             payload["unit_of_measurement"] = unit
         if icon:
             payload["icon"] = icon
+        if field in DIAGNOSTIC:
+            payload["entity_category"] = "diagnostic"
         out.append((ha_config_topic("sensor", node, field), payload))
     return out

@@ -149,24 +149,33 @@ def _integer(text: str, obis: str) -> int:
         raise TelegramError(f"{obis}: {text!r} is not an integer", "unparsable") from None
 
 
-def _power_w(value: str, obis: str) -> float | None:
+def _power_w(value: str, obis: str, kilo: str = "kw", base: str = "w") -> float | None:
+    """A power in its base unit (W, var, VA); no unit means the kilo one (DSMR's)."""
     num, unit = _split_unit(value)
     x = _number(num, obis)
-    if unit in ("kw", ""):
+    if unit == kilo or unit == "":
         return round(x * 1000, 3)
-    if unit == "w":
+    if unit == base:
         return x
     return None
 
 
-def _energy_kwh(value: str, obis: str) -> float | None:
+def _energy_kwh(value: str, obis: str, kilo: str = "kwh", base: str = "wh") -> float | None:
+    """An energy counter in its kilo unit (kWh, kvarh); no unit means the kilo one."""
     num, unit = _split_unit(value)
     x = _number(num, obis)
-    if unit in ("kwh", ""):
+    if unit == kilo or unit == "":
         return x
-    if unit == "wh":
+    if unit == base:
         return x / 1000
     return None
+
+
+def _number_in(value: str, obis: str, unit: str) -> float | None:
+    """A plain number sent in ``unit`` (lower case) or without unit; None for another unit."""
+    num, sent = _split_unit(value)
+    x = _number(num, obis)
+    return x if sent in (unit, "") else None
 
 
 def _previous_month(iso: str) -> str:
@@ -442,10 +451,26 @@ def parse_telegram(
                 extra[ref] = line[p:]
             else:
                 out[field] = log
+        elif kind is O.VAR or kind is O.KVARH or kind is O.HZ or kind is O.RATIO:
+            if value:
+                if kind is O.VAR:
+                    x = _power_w(value, ref, "kvar", "var")
+                elif kind is O.KVARH:
+                    x = _energy_kwh(value, ref, "kvarh", "varh")
+                else:
+                    x = _number_in(value, ref, "hz" if kind is O.HZ else "")
+                if x is None:
+                    extra[ref] = line[p:]
+                else:
+                    out[field] = x
         elif kind is O.LIMITER:
             _num, unit = _split_unit(value)
             if unit in ("kw", "w"):
-                out[field] = _power_w(value, ref)
+                out["limiter_w"] = _power_w(value, ref)
+            elif unit in ("kva", "va"):
+                out["limiter_va"] = _power_w(value, ref, "kva", "va")
+            elif unit == "a":
+                out["limiter_a"] = _number(_num, ref)
             elif value:
                 extra[ref] = line[p:]
     _finish(out, mbus)
@@ -490,6 +515,12 @@ def _mbus_object(
     elif kind == O.MBUS_VALVE:
         if value:
             dev["valve"] = _integer(value, ref)
+    elif kind == O.MBUS_BREAKER:
+        if value:
+            dev["breaker"] = _integer(value, ref)
+    elif kind == O.MBUS_EAN:
+        if value:
+            dev["ean"] = _hex_text(value)
     elif kind == O.MBUS_READING:
         if len(values) != 2:
             extra[ref] = raw
@@ -516,16 +547,26 @@ def _mbus_object(
     return 0
 
 
+_TOTALS = tuple(
+    (f"{way}_kwh", f"{way}_t1_kwh", f"{way}_t2_kwh", f"{way}_t3_kwh", f"{way}_t4_kwh")
+    for way in ("import", "export")
+)
+
+
 def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
     """Derived fields: totals, net power, M-Bus devices and their top-level fields."""
-    if "import_kwh" not in out:
-        t1, t2 = out.get("import_t1_kwh"), out.get("import_t2_kwh")
-        if t1 is not None and t2 is not None:
-            out["import_kwh"] = round(t1 + t2, 6)
-    if "export_kwh" not in out:
-        t1, t2 = out.get("export_t1_kwh"), out.get("export_t2_kwh")
-        if t1 is not None and t2 is not None:
-            out["export_kwh"] = round(t1 + t2, 6)
+    for total, f1, f2, f3, f4 in _TOTALS:
+        if total in out:
+            continue
+        t1, t2 = out.get(f1), out.get(f2)
+        if t1 is not None and t2 is not None:  # the sum of every tariff register sent
+            t3, t4 = out.get(f3), out.get(f4)
+            s = t1 + t2
+            if t3 is not None:
+                s += t3
+            if t4 is not None:
+                s += t4
+            out[total] = round(s, 6)
     imp, exp = out.get("import_w"), out.get("export_w")
     if imp is not None and exp is not None:
         out["net_w"] = round(imp - exp, 3)
@@ -554,7 +595,8 @@ def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
     out["mbus"] = [_ordered(d) for d in devices]
 
 
-_MBUS_ORDER = ("channel", "device_type", "kind", "equipment_id", "value", "unit", "ts", "valve")
+_MBUS_ORDER = ("channel", "device_type", "kind", "equipment_id", "ean", "value", "unit", "ts",
+               "valve", "breaker")
 
 
 def _ordered(dev: dict[str, Any]) -> dict[str, Any]:
