@@ -39,6 +39,15 @@ def test_reading_fields_units_and_meter_time() -> None:
     ]
 
 
+def test_every_numeric_contract_field_is_recorded() -> None:
+    r = {"v": 1, "site": "home", "source": "p1", "ts": "2026-01-15T13:45:01+01:00",
+         "frequency_hz": 50.01, "l1_power_factor": 0.98, "limiter_a": 25}
+    Reading.model_validate(r)
+    assert lines(T.reading("home"), r) == [
+        f"reading,site=home frequency_hz=50.01,l1_power_factor=0.98,limiter_a=25 {1768481101 * 10**9}"
+    ]
+
+
 def test_gas_recorded_once_per_meter_timestamp() -> None:
     mapper = Mapper()
     first = lines(T.reading("home"), READING, mapper)

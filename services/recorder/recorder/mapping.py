@@ -24,25 +24,29 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import BaseModel
+
+from p1common.payloads import Reading
 from p1common.topics import Parsed
 
 # -- the fields recorded per measurement ------------------------------------------------
 
-READING_FIELDS: tuple[str, ...] = (
-    "tariff",
-    "import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh",
-    "import_kwh", "export_kwh",
-    "import_w", "export_w", "net_w",
-    "l1_import_w", "l2_import_w", "l3_import_w",
-    "l1_export_w", "l2_export_w", "l3_export_w",
-    "l1_voltage_v", "l2_voltage_v", "l3_voltage_v",
-    "l1_current_a", "l2_current_a", "l3_current_a",
-    "avg_demand_w", "month_max_w", "breaker", "limiter_w", "fuse_limit_a",
-    "power_failures", "long_power_failures",
-    "l1_voltage_sags", "l2_voltage_sags", "l3_voltage_sags",
-    "l1_voltage_swells", "l2_voltage_swells", "l3_voltage_swells",
+def _numeric_fields(model: type[BaseModel], skip: frozenset[str]) -> tuple[str, ...]:
+    """Every number of a contract model, in the model's order: new contract fields are
+    recorded without a change here."""
+    out = []
+    for name, info in model.model_fields.items():
+        kinds = get_args(info.annotation) or (info.annotation,)
+        if name not in skip and any(k in (int, float) for k in kinds):
+            out.append(name)
+    return tuple(out)
+
+
+# the M-Bus values go to their own measurements (below); v is the contract version
+READING_FIELDS: tuple[str, ...] = _numeric_fields(
+    Reading, frozenset({"v", "gas_m3", "water_m3", "heat_gj", "gas_valve"})
 )
 
 PEAK_FIELDS: tuple[str, ...] = (
