@@ -1,4 +1,5 @@
-"""``load-controller``: decides the outputs (relays, dimmers) of one site from its meter.
+"""``load-controller``: decides the outputs (relays, dimmers) of one site from its meter
+(or, with ``--all-sites``, of every site or one shard of them, from one process).
 
 Reads ``p1/<site>/reading``, ``p1/<site>/peak``, ``p1/<site>/output/+/state`` and the
 retained ``p1/config/<site>/outputs``; publishes ``p1/<site>/output/<id>/set`` on every
@@ -35,6 +36,9 @@ environment (CLI flags override):
   LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
   LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (0)
   LOADCTL_SPEED             clock speed for simulations: match meter-sim --speed (1)
+  LOADCTL_ALL_SITES         true: serve every site (p1/+/reading ...), not P1_SITE (false)
+  LOADCTL_SHARDS, LOADCTL_SHARD  with all sites: split them over N processes; this one
+                            serves those with crc32(site) % N == K (1, 0)
 
 see docs/load-controller.md
 """
@@ -60,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--speed", type=float, metavar="X",
                     help="simulations only: every timer counts X seconds per wall second, to "
                     "run against `meter-sim --speed X` (LOADCTL_SPEED, default 1)")
+    ap.add_argument("--all-sites", action="store_true", default=None,
+                    help="serve every site from this process, each with its own outputs "
+                    "config, state and watchdog (LOADCTL_ALL_SITES); --site is then unused")
+    ap.add_argument("--shards", type=int, metavar="N",
+                    help="with --all-sites: the sites are split over N processes (LOADCTL_SHARDS)")
+    ap.add_argument("--shard", type=int, metavar="K",
+                    help="with --all-sites: this process serves shard K, 0-based (LOADCTL_SHARD)")
     ap.add_argument("--check-config", metavar="FILE",
                     help="validate an outputs document, print it normalised, and exit")
     return ap
@@ -93,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     from .service import LoadControllerService, scaled_clock
 
     runtime = ServiceRuntime("load-controller", common)
+    if settings.all_sites:
+        from .multisite import MultiSiteService
+
+        multi = MultiSiteService(runtime, settings.params, outputs,
+                                 clock=scaled_clock(settings.speed),
+                                 shards=settings.shards, shard=settings.shard)
+        runtime.log.info("serving every site%s; %d default output(s) from %s; watchdog %g s, "
+                         "gain %g%s",
+                         f" of shard {settings.shard}/{settings.shards}"
+                         if settings.shards > 1 else "",
+                         len(outputs), settings.config_file or "none (each site's config topic)",
+                         settings.params.watchdog_s, settings.params.gain,
+                         f", clock speed x{settings.speed:g}" if settings.speed != 1 else "")
+        runtime.start()
+        runtime.run_until_stopped(tick=multi.tick, tick_s=1.0 / settings.speed)
+        return 0
     service = LoadControllerService(runtime, common.site, settings.params, outputs,
                                     clock=scaled_clock(settings.speed))
     runtime.log.info("site %s, %d output(s) from %s; watchdog %g s, gain %g%s", common.site,

@@ -70,6 +70,9 @@ class LoadControllerSettings:
     config_file: str | None = None
     params: Params = field(default_factory=Params)
     speed: float = 1.0  # controller seconds per wall second (runs against meter-sim --speed)
+    all_sites: bool = False  # serve every site (wildcard subscriptions) instead of P1_SITE
+    shards: int = 1  # with all_sites: split the sites over this many processes...
+    shard: int = 0  # ...this one serving the sites with crc32(site) % shards == shard
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -105,4 +108,19 @@ class LoadControllerSettings:
         )
         config_file = o.get("config_file") or env.opt("LOADCTL_CONFIG")
         speed = num("speed", "LOADCTL_SPEED", 1.0, 0.01, 1000)
-        return cls(config_file=config_file, params=params, speed=speed)
+        all_sites = bool(o["all_sites"]) if o.get("all_sites") else env.bool(
+            "LOADCTL_ALL_SITES", False)
+        if "shards" in o:
+            shards = int(o["shards"])
+            if not 1 <= shards <= 1024:
+                raise SettingsError(f"--shards: {shards} is not within 1..1024")
+        else:
+            shards = env.int("LOADCTL_SHARDS", 1, lo=1, hi=1024)
+        shard = int(o["shard"]) if "shard" in o else env.int("LOADCTL_SHARD", 0, lo=0)
+        if not 0 <= shard < shards:
+            raise SettingsError(f"LOADCTL_SHARD/--shard: {shard} must be in 0..{shards - 1}")
+        if shards > 1 and not all_sites:
+            raise SettingsError("LOADCTL_SHARDS/--shards: sharding needs LOADCTL_ALL_SITES=true "
+                                "(--all-sites); a single-site process serves P1_SITE only")
+        return cls(config_file=config_file, params=params, speed=speed, all_sites=all_sites,
+                   shards=shards, shard=shard)

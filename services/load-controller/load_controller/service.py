@@ -46,7 +46,10 @@ def iso_now() -> str:
 class LoadControllerService:
     def __init__(self, runtime: ServiceRuntime, site: str, params: Params,
                  outputs: list[OutputConfig] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, subscribe: bool = True) -> None:
+        """One site's controller. ``subscribe``: its own subscriptions (single-site mode);
+        ``False`` when a :class:`~load_controller.multisite.MultiSiteService` routes the
+        messages of every site to the handlers below."""
         self.rt = runtime
         self.site = site
         self.clock = clock
@@ -57,6 +60,10 @@ class LoadControllerService:
         self._last_reading_ts: Any = None
         self.readings_handled = 0  # readings decided on and published (tests sync on it)
         self.config_error: str | None = None
+        # log lines name the site when one process serves many
+        self._who = "" if subscribe else f"site {site}: "
+        if not subscribe:
+            return
         m = runtime.mqtt
         m.subscribe(self.topics.config(site, "outputs"), self._on_config, qos=1)
         # a retained reading replayed on (re)subscribing may be from long ago: no sign of a
@@ -69,7 +76,7 @@ class LoadControllerService:
     def _on_config(self, topic: str, payload: bytes) -> None:
         if not payload:
             outputs: list[OutputConfig] = []
-            log.info("outputs configuration removed: no outputs")
+            log.info("%soutputs configuration removed: no outputs", self._who)
         else:
             try:
                 outputs = parse_outputs(decode_json_object(payload))
@@ -84,7 +91,7 @@ class LoadControllerService:
             self.config_error = None
             step = self.ctl.set_outputs(outputs, ts=iso_now())
             ids = ", ".join(f"{o.id} ({o.mode})" for o in outputs) or "none"
-        log.info("outputs configuration applied: %s", ids)
+        log.info("%soutputs configuration applied: %s", self._who, ids)
         self._publish(step)
 
     def _on_reading(self, topic: str, payload: bytes) -> None:
@@ -134,7 +141,7 @@ class LoadControllerService:
         for cmd in step.commands:
             m.publish_json(self.topics.output_set(self.site, cmd.output_id), cmd.payload, qos=1)
         for event in step.events:
-            log.info("%s", event)
+            log.info("%s%s", self._who, event)
         if step.control is not None:
             doc = dict(step.control)
             if self.config_error:
