@@ -111,7 +111,8 @@ def _through_the_process(broker: Mosquitto, tmp: Path, count: int, seed: int) ->
         proc.start()
         frames = len(TelegramFramer().feed(stream))
         wait_for(lambda: proc.metric("p1_reader_telegrams_total")
-                 + proc.metric("p1_reader_bad_telegrams_total") >= frames, 60)
+                 + proc.metric("p1_reader_bad_telegrams_total") >= frames,
+                 max(60, frames / 500))  # a loaded 2-core machine still does > 500/s
         time.sleep(0.5)
         ok = proc.metric("p1_reader_telegrams_total")
         bad = proc.metric("p1_reader_bad_telegrams_total")

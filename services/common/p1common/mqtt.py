@@ -190,8 +190,6 @@ class MqttClient:
             return
         self.connect_count += 1
         log.info("connected to %s (connection #%d)", self.url.redacted(), self.connect_count)
-        if self.status_topic:
-            client.publish(self.status_topic, b"online", qos=1, retain=True)
         with self._lock:
             subs = list(self._subs)
         seen: set[tuple[str, int]] = set()
@@ -199,6 +197,10 @@ class MqttClient:
             if (pattern, qos) not in seen:
                 seen.add((pattern, qos))
                 client.subscribe(pattern, qos)
+        # after the subscriptions: the broker handles a client's packets in order, so
+        # whoever sees "online" knows this service already receives its topics
+        if self.status_topic:
+            client.publish(self.status_topic, b"online", qos=1, retain=True)
         self.connected.set()
         MQTT_CONNECTED.labels(self.client_id).set(1)
         for fn in self._connect_listeners:
