@@ -2,15 +2,18 @@
 and load-controller.
 
 One real Mosquitto, one ``peak-forecaster run`` process (all sites; ``--shards`` for more
-processes), and a few ``load-controller`` processes (it serves one site per process by
-design: each gets one of the sites, the others only go to the forecaster). A paho
-publisher sends every site's reading once a second (paced over the second); a paho
-subscriber times ``peak`` (matched to its reading by site and meter ts) and ``set`` (the
-heartbeat a load-controller sends for each reading) against the publish time.
-Reported per level: readings/s offered and peaks/s received, p50/p99 latency
+processes), and load-controllers: below ``--all-sites-from`` sites (1000) a few
+single-site ``load-controller --site S`` processes (each gets one of the first sites, the
+others only go to the forecaster); from there on ``load-controller --all-sites`` serving
+every site (``--shards`` 2 from 2000 sites). A paho publisher sends every site's reading
+once a second (paced over the second); a paho subscriber times ``peak`` (matched to its
+reading by site and meter ts) and ``set`` (the heartbeat a load-controller sends for each
+reading) against the publish time.
+Reported per level: readings/s offered, peaks/s and sets/s received, p50/p99 latency
 reading->peak and reading->set, CPU (% of one core) and RSS of each process.
 
-``python -m bench.load [--levels 1 100 1000 2000] [--seconds 8] [--controllers 4]``
+``python -m bench.load [--levels 1 100 1000 2000] [--seconds 8] [--controllers 4]
+[--all-sites-from 1000]``
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ def _reading(site: str, k: int) -> dict[str, Any]:
             "net_w": 1440.0 - 2000.0 * (k % 2)}
 
 
-def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[str, Any]:
+def level(n_sites: int, seconds: float, controllers: int, shards: int,
+          lc_shards: int = 0) -> dict[str, Any]:
+    """One load level. ``lc_shards`` 0: ``controllers`` single-site load-controllers on the
+    first sites; else ``lc_shards`` ``--all-sites`` load-controllers serving every site."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -83,12 +89,21 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[s
             [str(BIN / "peak-forecaster"), "run", "--no-ha-discovery", "--shards", str(shards),
              "--shard", str(sh)], env={**env, "MQTT_CLIENT_ID": f"pf-load-{sh}"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    lc_sites = sites[:controllers]
-    for s in lc_sites:
-        procs[f"load-controller[{s}]"] = subprocess.Popen(
-            [str(BIN / "load-controller"), "--site", s, "--config", str(cfg)],
-            env={**env, "MQTT_CLIENT_ID": f"lc-load-{s}"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if lc_shards:
+        lc_sites = set(sites)
+        for sh in range(lc_shards):
+            procs[f"load-controller --all-sites[{sh}]"] = subprocess.Popen(
+                [str(BIN / "load-controller"), "--all-sites", "--shards", str(lc_shards),
+                 "--shard", str(sh), "--config", str(cfg)],
+                env={**env, "MQTT_CLIENT_ID": f"lc-load-all-{sh}"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        lc_sites = set(sites[:controllers])
+        for s in sites[:controllers]:
+            procs[f"load-controller[{s}]"] = subprocess.Popen(
+                [str(BIN / "load-controller"), "--site", s, "--config", str(cfg)],
+                env={**env, "MQTT_CLIENT_ID": f"lc-load-{s}"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sent: dict[tuple[str, str], float] = {}
     last_sent: dict[str, float] = {}
     lat_peak: list[float] = []
@@ -134,6 +149,7 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[s
         rounds = warm + int(seconds)
         t_start = time.monotonic()
         offered = 0
+        offered_lc = 0
         for k in range(rounds):
             if k == warm:
                 t_meas = time.monotonic()
@@ -153,6 +169,7 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[s
                 pub.publish(f"p1/{s}/reading", json.dumps(r), qos=0)
                 if k >= warm:
                     offered += 1
+                    offered_lc += s in lc_sites
         time.sleep(1.0)  # let the last second's answers arrive
         elapsed = time.monotonic() - t_meas
         usage1 = {n: _proc_usage(p.pid) for n, p in procs.items()}
@@ -172,6 +189,7 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[s
     return {
         "sites": n_sites, "offered_per_s": offered / (elapsed - 1.0),
         "peaks_per_s": peaks / (elapsed - 1.0), "lost_peaks": offered - peaks,
+        "sets_per_s": len(lat_set) / (elapsed - 1.0), "lost_sets": offered_lc - len(lat_set),
         "peak_p50_ms": 1000 * _pct(lat_peak, 0.5), "peak_p99_ms": 1000 * _pct(lat_peak, 0.99),
         "set_p50_ms": 1000 * _pct(lat_set, 0.5), "set_p99_ms": 1000 * _pct(lat_set, 0.99),
         "sets": len(lat_set), "procs": per_proc, "alive": alive,
@@ -179,42 +197,53 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int) -> dict[s
 
 
 def run(report: Any, levels: list[int] | None = None, seconds: float = 8.0,
-        controllers: int = 4) -> None:
+        controllers: int = 4, all_sites_from: int = 1000) -> None:
     rows = []
     procs_rows = []
     for n in levels or [1, 100, 1000, 2000]:
         shards = 1 if n <= 1000 else 2
+        lc_shards = 0 if n < all_sites_from else (1 if n <= 1000 else 2)
+        lc_desc = (f"{lc_shards} --all-sites" if lc_shards
+                   else f"{min(controllers, n)} single-site")
         print(f"load: {n} site(s) at 1 Hz for {seconds:g} s, {shards} peak-forecaster "
-              f"process(es), {min(controllers, n)} load-controller(s)...", flush=True)
-        r = level(n, seconds, min(controllers, n), shards)
+              f"process(es), {lc_desc} load-controller(s)...", flush=True)
+        r = level(n, seconds, min(controllers, n), shards, lc_shards)
         rows.append(
-            f"| {n} | {shards} | {r['offered_per_s']:.0f} | {r['peaks_per_s']:.0f} | "
+            f"| {n} | {shards} | {lc_desc} | {r['offered_per_s']:.0f} | {r['peaks_per_s']:.0f} | "
             f"{r['lost_peaks']} | {r['peak_p50_ms']:.1f} | {r['peak_p99_ms']:.1f} | "
+            f"{r['sets_per_s']:.0f} | {r['lost_sets']} | "
             f"{r['set_p50_ms']:.1f} | {r['set_p99_ms']:.1f} | {'yes' if r['alive'] else 'NO'} |")
         for name, (cpu, rss) in r["procs"].items():
-            if name.startswith("load-controller") and not name.endswith(f"[s{0:05d}]"):
-                continue  # one controller row per level is enough: they are alike
+            if name.startswith("load-controller[") and not name.endswith(f"[s{0:05d}]"):
+                continue  # one single-site controller row per level is enough: they are alike
             procs_rows.append(f"| {n} | {name} | {cpu:.1f} | {rss:.0f} |")
         print(f"load: {n} sites: {r['peaks_per_s']:.0f} peaks/s, peak p99 "
-              f"{r['peak_p99_ms']:.1f} ms, set p99 {r['set_p99_ms']:.1f} ms", flush=True)
+              f"{r['peak_p99_ms']:.1f} ms, {r['sets_per_s']:.0f} sets/s, set p99 "
+              f"{r['set_p99_ms']:.1f} ms", flush=True)
     md = (
         "Real Mosquitto, real processes; every site sends one reading a second, paced over "
         "the second. `peak` latency: reading published -> its `peak` received (matched by "
         "site and meter ts); `set` latency: reading -> the load-controller's heartbeat "
-        "`set` for its site (one load-controller process per site, by design: "
-        f"{controllers} run, on the first sites). 2000 sites use 2 forecaster shards.\n\n"
-        "| sites | forecaster shards | readings/s offered | peaks/s | peaks lost | peak p50 ms "
-        "| peak p99 ms | set p50 ms | set p99 ms | all alive |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) +
+        "`set` for its site. Below "
+        f"{all_sites_from} sites: {controllers} single-site load-controller processes "
+        "(`--site S`, one per site, on the first sites; only those sites get `set`s); from "
+        f"{all_sites_from} sites: `load-controller --all-sites` serving every site (every "
+        "reading gets a `set`), 2 shards (`--shards 2 --shard K`) at 2000 sites. 2000 sites "
+        "also use 2 forecaster shards.\n\n"
+        "| sites | forecaster shards | load-controllers | readings/s offered | peaks/s "
+        "| peaks lost | peak p50 ms | peak p99 ms | sets/s | sets lost | set p50 ms "
+        "| set p99 ms | all alive |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) +
         "\n\nCPU (% of one core) and RSS per process during the measured seconds:\n\n"
         "| sites | process | CPU % | RSS MiB |\n|---|---|---|---|\n" + "\n".join(procs_rows) +
-        "\n\nWhere it bends: the forecaster's work grows with the sites (one Python thread "
-        "handles every message of its shard: see its CPU column; past ~100 % of a core the "
-        "p99 grows and `--shards` / `PEAK_SHARDS` spreads the sites over processes). The "
-        "load-controller is one site per process, so 2000 sites would mean 2000 processes "
-        "of the RSS above each: for many sites run one per site where the site is (a "
-        "house's own box), or give it a multi-site mode. Reproduce: "
-        "`python -m bench.load` (or `make bench`)."
+        "\n\nWhere it bends: each service's work grows with the sites (one Python thread "
+        "handles every message of a process: see the CPU column; past ~100 % of a core the "
+        "p99 grows and `--shards` (`PEAK_SHARDS`, `LOADCTL_SHARDS`) spreads the sites over "
+        "processes, by the same CRC-32 of the site). A single-site load-controller costs "
+        "the RSS above per site; `--all-sites` serves a shard of sites from one process, "
+        "each site adding only its controller state. `sets lost`: readings of a served site "
+        "that got no `set` back in the run. Reproduce: `python -m bench.load` "
+        "(or `make bench`)."
     )
     report.section("Load: sites at 1 Hz through Mosquitto (peak-forecaster, load-controller)", md)
 
@@ -224,14 +253,17 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 100, 1000, 2000])
     ap.add_argument("--seconds", type=float, default=8.0, help="measured seconds per level")
-    ap.add_argument("--controllers", type=int, default=4, help="load-controller processes")
+    ap.add_argument("--controllers", type=int, default=4,
+                    help="single-site load-controller processes (below --all-sites-from)")
+    ap.add_argument("--all-sites-from", type=int, default=1000, metavar="N",
+                    help="from N sites on, load-controller --all-sites serves every site")
     args = ap.parse_args(argv)
 
     class _Print:
         def section(self, title: str, markdown: str) -> None:
             print(f"\n## {title}\n{markdown}", flush=True)
 
-    run(_Print(), args.levels, args.seconds, args.controllers)
+    run(_Print(), args.levels, args.seconds, args.controllers, args.all_sites_from)
     return 0
 
 

@@ -33,6 +33,22 @@ def shard_of(site: str, shards: int) -> int:
     return zlib.crc32(site.encode()) % shards
 
 
+# QoS 1 messages in flight at once (paho's default is 20): one process sends a QoS 1
+# set per output per reading for every site, ~1000/s for 1000 sites; with 20 in flight
+# the rate is capped at 20 per broker round trip, and the queue behind them (10000 in
+# p1common.mqtt) overflows once the broker is busy
+MAX_INFLIGHT = 1000
+
+
+def _widen_inflight(mqtt: object) -> None:
+    """Let many QoS 1 ``set`` be in flight at once. ``p1common.mqtt.MqttClient`` has no
+    setting for it (a change asked for there), so this reaches its paho client."""
+    client = getattr(mqtt, "_client", None)
+    setter = getattr(client, "max_inflight_messages_set", None)
+    if callable(setter):
+        setter(MAX_INFLIGHT)
+
+
 class MultiSiteService:
     def __init__(self, runtime: ServiceRuntime, params: Params,
                  outputs: list[OutputConfig] | None = None,
@@ -51,6 +67,7 @@ class MultiSiteService:
         self._lock = threading.Lock()  # guards self.sites (handlers vs the tick thread)
         t = self.topics
         m = runtime.mqtt
+        _widen_inflight(m)
         m.subscribe(t.configs(), self._on_config, qos=1)
         # as in single-site mode: a retained reading is no sign of a live meter
         m.subscribe(t.all_sites("reading"), self._on_reading, skip_retained=True)
