@@ -142,6 +142,9 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int,
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
     usage0: dict[str, tuple[float, float]] = {}
+    watched = dict(procs)  # CPU / RSS rows: the services, the broker and this harness
+    if broker.proc is not None:
+        watched["mosquitto"] = broker.proc
     try:
         wait_for(lambda: all(p.poll() is None for p in procs.values()), 5)
         time.sleep(2.0)  # the processes connect and subscribe
@@ -153,7 +156,8 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int,
         for k in range(rounds):
             if k == warm:
                 t_meas = time.monotonic()
-                usage0 = {n: _proc_usage(p.pid) for n, p in procs.items()}
+                usage0 = {n: _proc_usage(p.pid) for n, p in watched.items()}
+                usage0["bench harness (publisher + subscriber)"] = _proc_usage(os.getpid())
             t_round = t_start + k
             for i, s in enumerate(sites):
                 due = t_round + i / n_sites
@@ -172,7 +176,8 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int,
                     offered_lc += s in lc_sites
         time.sleep(1.0)  # let the last second's answers arrive
         elapsed = time.monotonic() - t_meas
-        usage1 = {n: _proc_usage(p.pid) for n, p in procs.items()}
+        usage1 = {n: _proc_usage(p.pid) for n, p in watched.items()}
+        usage1["bench harness (publisher + subscriber)"] = _proc_usage(os.getpid())
         alive = all(p.poll() is None for p in procs.values())
     finally:
         pub.loop_stop()
@@ -185,7 +190,7 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int,
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.close()
-    per_proc = {n: (100 * (usage1[n][0] - usage0[n][0]) / elapsed, usage1[n][1]) for n in procs}
+    per_proc = {n: (100 * (usage1[n][0] - usage0[n][0]) / elapsed, usage1[n][1]) for n in usage1}
     return {
         "sites": n_sites, "offered_per_s": offered / (elapsed - 1.0),
         "peaks_per_s": peaks / (elapsed - 1.0), "lost_peaks": offered - peaks,
@@ -197,17 +202,16 @@ def level(n_sites: int, seconds: float, controllers: int, shards: int,
 
 
 def run(report: Any, levels: list[int] | None = None, seconds: float = 8.0,
-        controllers: int = 4, all_sites_from: int = 1000) -> None:
+        controllers: int = 4, all_sites_from: int = 1000, lc_shards: int | None = None) -> None:
     rows = []
     procs_rows = []
     for n in levels or [1, 100, 1000, 2000]:
         shards = 1 if n <= 1000 else 2
-        lc_shards = 0 if n < all_sites_from else (1 if n <= 1000 else 2)
-        lc_desc = (f"{lc_shards} --all-sites" if lc_shards
-                   else f"{min(controllers, n)} single-site")
+        lcs = 0 if n < all_sites_from else (lc_shards or (1 if n <= 1000 else 2))
+        lc_desc = f"{lcs} --all-sites" if lcs else f"{min(controllers, n)} single-site"
         print(f"load: {n} site(s) at 1 Hz for {seconds:g} s, {shards} peak-forecaster "
               f"process(es), {lc_desc} load-controller(s)...", flush=True)
-        r = level(n, seconds, min(controllers, n), shards, lc_shards)
+        r = level(n, seconds, min(controllers, n), shards, lcs)
         rows.append(
             f"| {n} | {shards} | {lc_desc} | {r['offered_per_s']:.0f} | {r['peaks_per_s']:.0f} | "
             f"{r['lost_peaks']} | {r['peak_p50_ms']:.1f} | {r['peak_p99_ms']:.1f} | "
@@ -228,13 +232,16 @@ def run(report: Any, levels: list[int] | None = None, seconds: float = 8.0,
         f"{all_sites_from} sites: {controllers} single-site load-controller processes "
         "(`--site S`, one per site, on the first sites; only those sites get `set`s); from "
         f"{all_sites_from} sites: `load-controller --all-sites` serving every site (every "
-        "reading gets a `set`), 2 shards (`--shards 2 --shard K`) at 2000 sites. 2000 sites "
-        "also use 2 forecaster shards.\n\n"
+        "reading gets a `set`), "
+        + (f"{lc_shards} shard(s) at every level" if lc_shards
+           else "2 shards (`--shards 2 --shard K`) at 2000 sites")
+        + ". 2000 sites also use 2 forecaster shards.\n\n"
         "| sites | forecaster shards | load-controllers | readings/s offered | peaks/s "
         "| peaks lost | peak p50 ms | peak p99 ms | sets/s | sets lost | set p50 ms "
         "| set p99 ms | all alive |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) +
-        "\n\nCPU (% of one core) and RSS per process during the measured seconds:\n\n"
+        "\n\nCPU (% of one core) and RSS per process during the measured seconds (the "
+        "broker and this harness too: on a small machine they share the cores):\n\n"
         "| sites | process | CPU % | RSS MiB |\n|---|---|---|---|\n" + "\n".join(procs_rows) +
         "\n\nWhere it bends: each service's work grows with the sites (one Python thread "
         "handles every message of a process: see the CPU column; past ~100 % of a core the "
@@ -257,13 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="single-site load-controller processes (below --all-sites-from)")
     ap.add_argument("--all-sites-from", type=int, default=1000, metavar="N",
                     help="from N sites on, load-controller --all-sites serves every site")
+    ap.add_argument("--lc-shards", type=int, metavar="N",
+                    help="--all-sites load-controller shards (default 1 up to 1000 sites, 2 above)")
     args = ap.parse_args(argv)
 
     class _Print:
         def section(self, title: str, markdown: str) -> None:
             print(f"\n## {title}\n{markdown}", flush=True)
 
-    run(_Print(), args.levels, args.seconds, args.controllers, args.all_sites_from)
+    run(_Print(), args.levels, args.seconds, args.controllers, args.all_sites_from,
+        args.lc_shards)
     return 0
 
 
