@@ -154,6 +154,14 @@ class MqttClient:
         self._client.loop_stop()
         MQTT_CONNECTED.labels(self.client_id).set(0)
 
+    def set_max_inflight(self, count: int) -> None:
+        """QoS 1/2 messages in flight at once (0 = no limit; paho's default is 20).
+
+        A process publishing a QoS 1 message per site per second for thousands of sites
+        needs no limit: with one, paho scans its outgoing queue on every PUBACK.
+        """
+        self._client.max_inflight_messages_set(count)
+
     def on_connected(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` (on the network thread) after each (re)connection."""
         self._connect_listeners.append(fn)

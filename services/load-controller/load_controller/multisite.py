@@ -42,15 +42,6 @@ def shard_of(site: str, shards: int) -> int:
 MAX_INFLIGHT = 0
 
 
-def _widen_inflight(mqtt: object) -> None:
-    """Let every QoS 1 ``set`` go out at once. ``p1common.mqtt.MqttClient`` has no
-    setting for it (a change asked for there), so this reaches its paho client."""
-    client = getattr(mqtt, "_client", None)
-    setter = getattr(client, "max_inflight_messages_set", None)
-    if callable(setter):
-        setter(MAX_INFLIGHT)
-
-
 class MultiSiteService:
     def __init__(self, runtime: ServiceRuntime, params: Params,
                  outputs: list[OutputConfig] | None = None,
@@ -69,7 +60,7 @@ class MultiSiteService:
         self._lock = threading.Lock()  # guards self.sites (handlers vs the tick thread)
         t = self.topics
         m = runtime.mqtt
-        _widen_inflight(m)
+        m.set_max_inflight(MAX_INFLIGHT)
         m.subscribe(t.configs(), self._on_config, qos=1)
         # as in single-site mode: a retained reading is no sign of a live meter
         m.subscribe(t.all_sites("reading"), self._on_reading, skip_retained=True)
