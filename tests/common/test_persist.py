@@ -31,3 +31,16 @@ def test_corrupt_without_backup_is_an_error_not_a_reset(tmp_path):
     f.write_text("garbage")
     with pytest.raises(StateFileError, match="unreadable"):
         load_json(f, default={})
+
+
+def test_quarantine_keeps_the_evidence(tmp_path):
+    from p1common.persist import quarantine
+
+    f = tmp_path / "state.json"
+    atomic_write_json(f, {"x": 1})
+    atomic_write_json(f, {"x": 2})
+    f.write_text("garbage")
+    moved = quarantine(f)
+    assert not f.exists() and not (tmp_path / "state.json.bak").exists()
+    assert sorted(p.read_text()[:7] for p in moved) == ["garbage", '{\n "x":']
+    assert load_json(f, default={}) == {}

@@ -68,6 +68,10 @@ def test_peak_forecaster_state_and_backup_corrupt_is_a_loud_error(
         wait_for(lambda: sub.on(f"p1/{site}/peak"))
         out = pf.output()
         assert "ERROR" in out and "its backup too" in out and "afresh" in out
+        # nothing destroyed: both unreadable files kept aside for a person to look at
+        kept = sorted(p.name.split(".corrupt-")[0] for p in folder.glob("*.corrupt-*"))
+        assert kept == [f"{site}.json", f"{site}.json.bak"]
+        assert [p.read_text() for p in folder.glob(f"{site}.json.corrupt-*")] == ['{"v": 1, "site": ']
     finally:
         pf.stop()
         sub.close()

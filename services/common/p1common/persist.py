@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,21 @@ def load_json(path: str | os.PathLike[str], default: Any = None) -> Any:
             ) from exc2
         log.warning("using the last good version of %s from %s", target, bak)
         return value
+
+
+def quarantine(path: str | os.PathLike[str]) -> list[Path]:
+    """Move an unusable state file and its backup aside (``<name>.corrupt-<unix time>``).
+
+    A service that must start afresh keeps the evidence: nothing is overwritten, a
+    person can still inspect or repair the old file. Returns the new paths.
+    """
+    target = Path(path)
+    stamp = int(time.time())
+    moved = []
+    for src in (target, target.with_name(target.name + ".bak")):
+        if src.exists():
+            dst = src.with_name(f"{src.name}.corrupt-{stamp}")
+            os.replace(src, dst)
+            moved.append(dst)
+            log.error("moved the unusable %s aside to %s", src, dst)
+    return moved

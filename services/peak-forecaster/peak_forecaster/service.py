@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import PeakConfig
-from p1common.persist import StateFileError, atomic_write_json, load_json
+from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.service import ServiceRuntime
 from p1common.topics import HA_STATUS_TOPIC, ha_config_topic, segment
 
@@ -169,6 +169,7 @@ class PeakService:
             state = load_json(self._state_path(site))
         except StateFileError as exc:
             log.error("%s; starting %s afresh", exc, site)
+            quarantine(self._state_path(site))
             state = None
         if state:
             try:
@@ -178,6 +179,7 @@ class PeakService:
                              "%Y-%m-%d %H:%M", time.gmtime(eng.tracker.q_start)) + "Z")
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("site %s: state file unusable (%s); starting afresh", site, exc)
+                quarantine(self._state_path(site))
                 eng = None
         if eng is None:
             eng = SiteEngine(site, settings or self.opts.defaults, self.params)
