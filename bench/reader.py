@@ -62,7 +62,7 @@ def _in_process_us() -> float:
 
 
 def run(report: Any) -> None:
-    broker = Mosquitto()
+    broker = Mosquitto(extra_conf="set_tcp_nodelay true\n")  # as deploy/mosquitto configures it
     master, slave = os.openpty()
     tty.setraw(slave)
     attrs = termios.tcgetattr(slave)

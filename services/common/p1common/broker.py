@@ -26,7 +26,7 @@ def run_mosquitto(binary: str, host: str, port: int) -> int:
         os.chmod(tmp, 0o700)
         conf = os.path.join(tmp, "mosquitto.conf")
         lines = [f"listener {port} {host}", "allow_anonymous true", "persistence false",
-                 "log_dest stderr", "log_type error", "log_type warning"]
+                 "log_dest stderr", "log_type error", "log_type warning", "set_tcp_nodelay true"]
         if os.geteuid() == 0:
             lines.append("user root")
         with open(conf, "w") as fh:

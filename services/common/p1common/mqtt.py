@@ -9,10 +9,12 @@ exception, and a clean stop. Handlers run on paho's network thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -197,6 +199,7 @@ class MqttClient:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self.connect_count += 1
+        _no_delay(client)
         log.info("connected to %s (connection #%d)", self.url.redacted(), self.connect_count)
         with self._lock:
             subs = list(self._subs)
@@ -241,6 +244,15 @@ class MqttClient:
                 except Exception:
                     MQTT_HANDLER_ERRORS.labels(self.client_id).inc()
                     log.exception("handler for %s failed on %s", pattern, msg.topic)
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """Send each message at once: with Nagle's algorithm a small message (``live``) waits
+    for the ACK of the one before it, and the next ``reading`` queues behind it (tens of ms)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def stop_event_on_signals() -> threading.Event:
