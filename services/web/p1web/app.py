@@ -41,6 +41,8 @@ from .models import (
 from .store import ConfigStore
 
 PAGES = ("live", "peak", "outputs", "devices", "api")
+PAGE_TITLES = {"live": "Live", "peak": "Quarter peak", "outputs": "Outputs", "devices": "Devices",
+               "api": "API"}
 _ASSET = re.compile(r"^[a-z0-9_-]+\.(js|css|svg)$")
 _MEDIA = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 KEEPALIVE_S = 15.0
@@ -443,8 +445,10 @@ def create_app(ctx: WebContext) -> FastAPI:
     def page(name: str, site: str | None) -> Response:
         if site is not None and not re.match(SITE_PATTERN, site):
             site = None
-        text = _asset_text(f"page_{name}.html")
-        text = text.replace("__SITE__", html.escape(site or ctx.site)).replace("__PAGE__", name)
+        # one layout (head, navigation, login, scripts) around each page's own content
+        text = _asset_text("layout.html").replace("__BODY__", _asset_text(f"page_{name}.html"))
+        text = (text.replace("__TITLE__", PAGE_TITLES[name])
+                .replace("__SITE__", html.escape(site or ctx.site)).replace("__PAGE__", name))
         return Response(text, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache"})
 
