@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from load_controller.config import LoadControllerSettings
-from load_controller.multisite import shard_of
 from p1common.payloads import Control, OutputSet
 from p1common.settings import SettingsError
-from p1common.topics import Topics
+from p1common.topics import Topics, shard_of
 from support import Subscriber, wait_for
 
 _n = itertools.count()
@@ -187,12 +186,13 @@ def test_shards_split_the_sites(mosquitto: Any) -> None:
         sub.close()
 
 
-def test_shard_function_is_the_forecasters() -> None:
-    from peak_forecaster.service import shard_of as peak_shard_of
-
+def test_shard_function_is_crc32_of_the_site() -> None:
+    # the one shard function (p1common.topics) both many-site services use
     for i in range(500):
         site = f"site-{i}"
-        assert shard_of(site, 7) == peak_shard_of(site, 7) == zlib.crc32(site.encode()) % 7
+        assert shard_of(site, 7) == zlib.crc32(site.encode()) % 7
+    assert [shard_of(s, 4) for s in ("home", "site-1", "a")] == [
+        zlib.crc32(b"home") % 4, zlib.crc32(b"site-1") % 4, zlib.crc32(b"a") % 4]
 
 
 def test_multisite_settings() -> None:

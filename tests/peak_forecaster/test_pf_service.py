@@ -18,7 +18,7 @@ import pytest
 from pf_support import Meter, feed, months, quarters
 from test_pf_engine import day_of_readings
 
-from peak_forecaster.service import shard_of
+from p1common.topics import shard_of
 from support import Mosquitto, Subscriber, wait_for
 
 

@@ -7,6 +7,7 @@ with the configured prefix.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -126,3 +127,9 @@ def ha_config_topic(component: str, node_id: str, object_id: str) -> str:
         f"{HA_DISCOVERY_PREFIX}/{component}/{segment(node_id, 'node id')}/"
         f"{segment(object_id, 'object id')}/config"
     )
+
+
+def shard_of(site: str, shards: int) -> int:
+    """Stable site -> shard (CRC-32 of the site slug, the same in every process and language),
+    so several instances of a many-site service split the sites without talking."""
+    return zlib.crc32(site.encode()) % shards

@@ -12,25 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections.abc import Callable
 
 from p1common.payloads import OutputConfig
 from p1common.service import ServiceRuntime
+from p1common.topics import shard_of
 
 from .control import Params
 from .service import LoadControllerService
 
 log = logging.getLogger("load-controller")
-
-
-def shard_of(site: str, shards: int) -> int:
-    """Stable site -> shard (CRC-32, the same in every process and language).
-
-    The same function as ``peak_forecaster.service.shard_of`` (kept here rather than
-    imported, so the load-controller does not load the forecaster's module and metrics);
-    a test checks that both give the same shard."""
-    return zlib.crc32(site.encode()) % shards
 
 
 # QoS 1 messages in flight at once: 0 = no limit. One process sends a QoS 1 set per

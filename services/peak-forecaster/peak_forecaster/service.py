@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import PeakConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.service import ServiceRuntime
-from p1common.topics import HA_STATUS_TOPIC, ha_config_topic, segment
+from p1common.topics import HA_STATUS_TOPIC, ha_config_topic, segment, shard_of
 
 from .engine import BadReading, PeakSettings, SiteEngine
 from .forecast import ForecastParams
@@ -39,11 +38,6 @@ PROCESS_S = Histogram(
 
 
 RESEND_QUARTERS = 8
-
-
-def shard_of(site: str, shards: int) -> int:
-    """Stable site -> shard (CRC-32, the same in every process and language)."""
-    return zlib.crc32(site.encode()) % shards
 
 
 @dataclass(frozen=True)
