@@ -9,6 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from vmserver import VictoriaMetrics, vm_binary
+
 from support import Mosquitto, Subscriber, mosquitto_bin
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -54,3 +56,15 @@ def subscriber_factory(mosquitto: Mosquitto) -> Iterator:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture()
+def vm() -> Iterator[VictoriaMetrics]:
+    """A VictoriaMetrics of the test's own (InfluxDB v2 write API); tests stop and restart it."""
+    if not vm_binary():
+        if os.environ.get("CI"):
+            pytest.fail("victoria-metrics is not installed; `make setup` installs it")
+        pytest.skip("victoria-metrics is not installed")
+    server = VictoriaMetrics()
+    yield server
+    server.close()

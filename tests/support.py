@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,3 +181,47 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+@dataclass
+class Stack:
+    """``make run`` as a process group, with a subscriber on its broker."""
+
+    proc: subprocess.Popen[bytes]
+    mqtt_port: int
+    web_port: int
+    sub: Subscriber
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path) -> Iterator[Stack]:
+    """Start the stack runner on free ports; on exit Ctrl-C it and print its output."""
+    mqtt_port, web_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MQTT_URL", "SERIAL", "INFLUX_URL") and not k.startswith("P1_WEB_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p1common.runstack", "--mqtt-port", str(mqtt_port),
+         "--web-port", str(web_port), "--state-dir", str(state_dir)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    sub: Subscriber | None = None
+    try:
+        def connect() -> Subscriber | None:
+            try:
+                return Subscriber(mqtt_port, "p1/#")
+            except (OSError, AssertionError):
+                return None
+
+        sub = wait_for(connect, timeout_s=30, interval_s=0.5)
+        yield Stack(proc, mqtt_port, web_port, sub)
+    finally:
+        if sub is not None:
+            sub.close()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        print(out.decode(errors="replace")[-4000:])

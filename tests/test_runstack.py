@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from support import REPO, Subscriber, free_port, wait_for
+from support import running_stack
 
 
 def test_procfile_lists_the_stack(tmp_path):
@@ -29,34 +27,10 @@ def test_procfile_lists_the_stack(tmp_path):
 def test_make_run_publishes_readings(tmp_path):
     pytest.importorskip("meter_sim.cli")
     pytest.importorskip("p1_reader.cli")
-    mqtt_port, web_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MQTT_URL", "SERIAL", "INFLUX_URL")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "p1common.runstack", "--mqtt-port", str(mqtt_port),
-         "--web-port", str(web_port), "--state-dir", str(tmp_path)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        def connect():
-            try:
-                return Subscriber(mqtt_port, "p1/#")
-            except (OSError, AssertionError):
-                return None
-        sub = wait_for(connect, timeout_s=30, interval_s=0.5)
-        msgs = sub.wait("p1/home/reading", count=2, timeout_s=40)
+    with running_stack(tmp_path) as stack:
+        msgs = stack.sub.wait("p1/home/reading", count=2, timeout_s=40)
         reading = json.loads(msgs[-1].payload)
         assert reading["site"] == "home"
         assert reading["source"] == "p1"
         assert reading["import_kwh"] == pytest.approx(reading["import_t1_kwh"] + reading["import_t2_kwh"])
-        sub.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        print(out.decode(errors="replace")[-4000:])
-    assert proc.returncode is not None
-    time.sleep(0.1)
+    assert stack.proc.returncode is not None  # the runner stopped on Ctrl-C

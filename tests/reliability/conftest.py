@@ -15,7 +15,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "recorder"))  # the VictoriaMetrics helper
 
 SOAK = os.environ.get("P1_SOAK", "").strip().lower() in ("1", "true", "yes")
 
@@ -43,17 +42,3 @@ def _stop_processes() -> Iterator[None]:
     yield
     while STARTED:
         STARTED.pop().stop()
-
-
-@pytest.fixture()
-def vm() -> Iterator:
-    """A VictoriaMetrics of the test's own (InfluxDB v2 write API), as in tests/recorder."""
-    from vmserver import VictoriaMetrics, vm_binary
-
-    if not vm_binary():
-        if os.environ.get("CI"):
-            pytest.fail("victoria-metrics is not installed; `make setup` installs it")
-        pytest.skip("victoria-metrics is not installed")
-    server = VictoriaMetrics()
-    yield server
-    server.close()
