@@ -38,7 +38,7 @@ from p1_reader.framer import TelegramFramer
 from p1_reader.parser import clear_caches, parse_telegram
 
 REPO = Path(__file__).resolve().parents[1]
-TELEGRAMS = REPO.parent / "shared" / "data" / "telegrams"
+TELEGRAMS = REPO / "tests" / "data" / "telegrams"
 CHUNK = 512
 SIM_SECONDS = 1800
 

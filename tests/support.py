@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parent.parent
-TELEGRAMS = REPO.parent / "shared" / "data" / "telegrams"
+TELEGRAMS = REPO / "tests" / "data" / "telegrams"
 
 
 def free_port() -> int:

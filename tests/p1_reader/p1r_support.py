@@ -6,7 +6,7 @@ from pathlib import Path
 
 from p1_reader.framer import TelegramFramer
 
-TELEGRAMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "telegrams"
+TELEGRAMS = Path(__file__).resolve().parents[1] / "data" / "telegrams"
 STREAM = TELEGRAMS / "nielsbasjes__ttyUSB0-raw_566x.dsmr"
 
 # SOURCES.md: these carry a CRC that does not match their content (spec examples,

@@ -12,7 +12,7 @@ from p1_reader.framer import TelegramFramer
 from p1_reader.parser import TelegramError, parse_telegram
 from p1common.dsmr_crc import crc16_python
 
-TELEGRAMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "telegrams"
+TELEGRAMS = Path(__file__).resolve().parents[1] / "data" / "telegrams"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "p1_reader"))
 
 

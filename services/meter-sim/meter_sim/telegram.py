@@ -1,6 +1,6 @@
 """Telegram text as the meters write it: Fluvius eMUCS 1.7.1 or DSMR 5, CRLF, CRC16.
 
-Number formats copy real telegrams (see /work/shared/data/telegrams): counters
+Number formats copy real telegrams (see tests/data/telegrams): counters
 ``000301.548*kWh`` (truncated to the Wh), power ``00.338*kW``, Fluvius voltage
 ``232.9*V`` and current ``000.27*A``, DSMR 5 current ``002*A``, M-Bus values
 ``00092.287*m3`` with the capture timestamp (every 5 minutes).
