@@ -34,8 +34,8 @@ from dsmr_parser.parsers import TelegramParser
 from meter_sim.clock import parse_local
 from meter_sim.scenario import build
 from meter_sim.sim import Simulator
-from p1_reader.framer import TelegramFramer
-from p1_reader.parser import clear_caches, parse_telegram
+from p1common.dsmr.framer import TelegramFramer
+from p1common.dsmr.parser import clear_caches, parse_telegram
 
 REPO = Path(__file__).resolve().parents[1]
 TELEGRAMS = REPO / "tests" / "data" / "telegrams"

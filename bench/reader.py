@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from meter_sim.clock import parse_local  # noqa: E402
 from meter_sim.scenario import build  # noqa: E402
 from meter_sim.sim import Simulator  # noqa: E402
-from p1_reader.framer import TelegramFramer  # noqa: E402
-from p1_reader.parser import clear_caches, parse_telegram  # noqa: E402
+from p1common.dsmr.framer import TelegramFramer  # noqa: E402
+from p1common.dsmr.parser import clear_caches, parse_telegram  # noqa: E402
 from support import Mosquitto, Subscriber  # noqa: E402
 
 CPU_TELEGRAMS = 2000

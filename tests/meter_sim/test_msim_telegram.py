@@ -72,7 +72,7 @@ def test_a_corrupted_telegram_fails_the_crc() -> None:
 
 
 def test_our_parser_reads_simulated_telegrams() -> None:
-    p1 = pytest.importorskip("p1_reader.parser")
+    p1 = pytest.importorskip("p1common.dsmr.parser")
     for _, tg, want in sample(seconds=900, every=300):
         r = p1.parse_telegram(tg, check_crc=True)
         assert r["import_w"] == want["import_w"]

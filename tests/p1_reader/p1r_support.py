@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from p1_reader.framer import TelegramFramer
+from p1common.dsmr.framer import TelegramFramer
 
 TELEGRAMS = Path(__file__).resolve().parents[1] / "data" / "telegrams"
 STREAM = TELEGRAMS / "nielsbasjes__ttyUSB0-raw_566x.dsmr"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from p1r_support import telegram_bytes
 
-from p1_reader.parser import TelegramError, parse_telegram
 from p1_reader.service import ReaderSettings, TelegramHandler
+from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.topics import Topics
 
 GOOD = telegram_bytes("nielsbasjes__ISK5_AM550T_real.txt")  # DSMR 5, has 1-3:0.2.8

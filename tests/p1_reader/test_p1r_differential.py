@@ -18,7 +18,7 @@ from dsmr_parser import telegram_specifications as specs
 from dsmr_parser.parsers import TelegramParser
 from p1r_support import BAD_CRC, GOOD_FILES, NO_END_LINE, STREAM, TELEGRAMS, telegram_bytes
 
-from p1_reader.parser import TelegramError, decode_hex_text, parse_telegram
+from p1common.dsmr.parser import TelegramError, decode_hex_text, parse_telegram
 
 LOCAL = ZoneInfo("Europe/Brussels")
 
@@ -88,6 +88,10 @@ PLAIN_NUMBER = {
     "INSTANTANEOUS_POWER_FACTOR_TOTAL": "power_factor",
     **{f"INSTANTANEOUS_POWER_FACTOR_L{i}": f"l{i}_power_factor" for i in (1, 2, 3)},
 }
+# The meters' "no limit" codes (DSMR 4/5 and eMUCS: 999.9 kW and 999 A; DSMR 2.2: 999 A):
+# dsmr_parser passes them on, our reading leaves them out.
+NO_LIMIT = {"limiter_w": 999.9 * 1000, "limiter_va": 999.9 * 1000, "limiter_a": 999.0,
+            "fuse_limit_a": 999.0, "l2_fuse_limit_a": 999.0, "l3_fuse_limit_a": 999.0}
 INTEGER = {
     "ELECTRICITY_ACTIVE_TARIFF": "tariff",
     "ACTUAL_SWITCH_POSITION": "breaker",
@@ -188,6 +192,8 @@ def compare(name: str, ours: dict[str, Any], telegram: Any, spec: dict[str, Any]
             assert_close(ours[REACTIVE_ENERGY[key]], in_our_units(value, unit, "energy"), what)
         elif key in REACTIVE_POWER:
             assert_close(ours[REACTIVE_POWER[key]], in_our_units(value, unit, "power"), what)
+        elif key in PLAIN_NUMBER and float(value) >= NO_LIMIT.get(PLAIN_NUMBER[key], float("inf")):
+            assert PLAIN_NUMBER[key] not in ours, what  # "no limit" is not a threshold
         elif key in PLAIN_NUMBER:
             assert_close(ours[PLAIN_NUMBER[key]], float(value), what)
         elif key in INTEGER:
@@ -207,9 +213,12 @@ def compare(name: str, ours: dict[str, Any], telegram: Any, spec: dict[str, Any]
         elif key == "ACTUAL_TRESHOLD_ELECTRICITY":
             field = {"kw": "limiter_w", "w": "limiter_w", "kva": "limiter_va", "va": "limiter_va",
                      "a": "limiter_a"}[(unit or "").lower()]
-            assert_close(ours[field], in_our_units(value, unit, "power" if field != "limiter_a"
-                                                   else "number"), what)
-            assert {"limiter_w", "limiter_va", "limiter_a"} & ours.keys() == {field}, what
+            expected = in_our_units(value, unit, "power" if field != "limiter_a" else "number")
+            if expected >= NO_LIMIT[field]:  # "no limit" is not a threshold
+                assert {"limiter_w", "limiter_va", "limiter_a"} & ours.keys() == set(), what
+            else:
+                assert_close(ours[field], expected, what)
+                assert {"limiter_w", "limiter_va", "limiter_a"} & ours.keys() == {field}, what
         elif key == "POWER_EVENT_FAILURE_LOG":
             raw = [v["value"] for v in obj.values]
             pairs = [(raw[i], raw[i + 1]) for i in range(2, len(raw), 2)]
@@ -291,7 +300,7 @@ def _stream_cases() -> list[tuple[str, list[bytes], dict[str, Any]]]:
     from meter_sim.clock import parse_local
     from meter_sim.scenario import build
     from meter_sim.sim import Simulator
-    from p1_reader.framer import TelegramFramer
+    from p1common.dsmr.framer import TelegramFramer
 
     capture = TelegramFramer().feed(STREAM.read_bytes())
     cases = [("566 capture", capture, specs.V5)]

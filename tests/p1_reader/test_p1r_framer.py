@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from p1r_support import GOOD_FILES, NO_END_LINE, STREAM, telegram_bytes
 
-from p1_reader.framer import TelegramFramer
-from p1_reader.parser import TelegramError, parse_telegram
+from p1common.dsmr.framer import TelegramFramer
+from p1common.dsmr.parser import TelegramError, parse_telegram
 
 FRAMEABLE = [telegram_bytes(n) for n in GOOD_FILES if n not in NO_END_LINE]
 FRAMEABLE = [t if t.endswith(b"\n") else t + b"\r\n" for t in FRAMEABLE]

@@ -7,8 +7,8 @@ import re
 import pytest
 from p1r_support import ALL_FILES, BAD_CRC, NO_END_LINE, telegram_bytes
 
-from p1_reader.parser import TelegramError, decode_hex_text, parse_telegram, parse_timestamp
 from p1_reader.reading import build_live, build_reading, changed
+from p1common.dsmr.parser import TelegramError, decode_hex_text, parse_telegram, parse_timestamp
 from p1common.payloads import Live, Reading
 
 FLUVIUS_V171 = {
@@ -29,6 +29,7 @@ FLUVIUS_V171 = {
         {"month": "2020-04", "ts": "2020-04-23T19:25:38+02:00", "peak_w": 3695.0},
     ],
     "tariff": 1,
+    "tariff_low": False,  # Belgian eMUCS: tariff 1 is the day (normal) tariff
     "import_w": 0.0,
     "export_w": 0.0,
     "l1_import_w": 0.0,
@@ -44,8 +45,6 @@ FLUVIUS_V171 = {
     "l2_current_a": 0.0,
     "l3_current_a": 0.0,
     "breaker": 1,
-    "limiter_w": 999900.0,
-    "fuse_limit_a": 999.0,
     "import_kwh": 15.792,
     "export_kwh": 0.011,
     "net_w": 0.0,
@@ -145,7 +144,11 @@ def test_limiter_in_a_kva_or_kw() -> None:
     assert (lux["reactive_import_kvarh"], lux["reactive_export_kvarh"]) == (120.721, 697.336)
     assert (lux["reactive_import_var"], lux["reactive_export_var"]) == (0.0, 0.0)
     fluvius = parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171.txt"))
-    assert fluvius["limiter_w"] == 999900.0 and "limiter_a" not in fluvius
+    # 0-0:17.0.0(999.9*kW) and 1-0:31.4.0(999*A) mean "no limit": left out, not 999900 W
+    assert {"limiter_w", "limiter_a", "limiter_va", "fuse_limit_a"} & fluvius.keys() == set()
+    set_limits = parse_telegram(b"/X\r\n\r\n0-0:17.0.0(013.8*kW)\r\n1-0:31.4.0(025*A)\r\n!\r\n")
+    assert (set_limits["limiter_w"], set_limits["fuse_limit_a"]) == (13800.0, 25.0)
+    assert "limiter_a" not in parse_telegram(b"/X\r\n\r\n0-0:17.0.0(999*A)\r\n!\r\n")
     odd = parse_telegram(b"/X\r\n\r\n0-0:17.0.0(12*V)\r\n!\r\n")
     assert odd["extra"] == {"0-0:17.0.0": "(12*V)"}
 
@@ -269,7 +272,7 @@ def test_fast_crc_equals_the_common_one() -> None:
 
 
 def test_timestamp_validation_without_datetime() -> None:
-    from p1_reader.parser import convert_timestamp
+    from p1common.dsmr.parser import convert_timestamp
 
     assert convert_timestamp("240229235959W") == "2024-02-29T23:59:59+01:00"  # leap day
     assert convert_timestamp("230229000000W") is None  # no 29 February in 2023
@@ -308,7 +311,7 @@ def test_fast_path_falls_back_to_the_general_code() -> None:
 
 
 def test_caches_are_bounded_and_history_entries_are_fresh() -> None:
-    from p1_reader import parser
+    from p1common.dsmr import parser
 
     parser.clear_caches()
     for i in range(parser._CACHE_MAX + 10):

@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p1_reader.framer import TelegramFramer
-from p1_reader.parser import TelegramError, parse_telegram
+from p1common.dsmr.framer import TelegramFramer
+from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.dsmr_crc import crc16_python
 
 TELEGRAMS = Path(__file__).resolve().parents[1] / "data" / "telegrams"

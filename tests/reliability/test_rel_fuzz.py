@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rel_support import Proc
 
-from p1_reader.framer import TelegramFramer
-from p1_reader.parser import TelegramError, parse_telegram
+from p1common.dsmr.framer import TelegramFramer
+from p1common.dsmr.parser import TelegramError, parse_telegram
 from support import Mosquitto, Subscriber, wait_for
 
 SEEDS = seed_telegrams()

@@ -63,7 +63,10 @@ class Reading(_Model):
     header: str | None = Field(None, description="identification line without the '/'")
     dsmr_version: str | None = Field(None, description="1-3:0.2.8 or Fluvius 0-0:96.1.4")
     ean: str | None = Field(None, description="0-0:96.1.2 EAN code of the connection (eMUCS 2.x)")
-    tariff: int | None = Field(None, description="1 = day/normal, 2 = night/low")
+    tariff: int | None = Field(
+        None, description="0-0:96.14.0 the meter's own tariff code, as sent (its meaning differs by country)")
+    tariff_low: bool | None = Field(
+        None, description="true while the low/night tariff is in force (NL DSMR: code 1; BE eMUCS: code 2)")
     import_t1_kwh: float | None = None
     import_t2_kwh: float | None = None
     export_t1_kwh: float | None = None

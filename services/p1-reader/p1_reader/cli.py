@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from p1common.dsmr.framer import TelegramFramer
+from p1common.dsmr.parser import TelegramError, parse_telegram
+from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
 from p1common.settings import CommonSettings, SettingsError, check_slug
 
-from .framer import TelegramFramer
-from .parser import TelegramError, parse_telegram
 from .reading import build_reading
 from .service import PROFILE_CHOICES, ReaderSettings, run
 
@@ -32,6 +33,8 @@ environment (flags override):
   P1_PUBLISH_ON_CHANGE  true: publish only when a value (not the clock) changed (default false)
   P1_HA_DISCOVERY       Home Assistant MQTT discovery (default true)
   P1_CHECK_CRC          refuse telegrams whose CRC16 does not match (default true)
+  P1_TARIFF_LOW         which tariff code is the low (night) one: auto (Belgian eMUCS 2,
+                        Dutch DSMR 1, other countries unknown) | 1 | 2 | none (default auto)
   MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT   shared settings
 
 examples:
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="(P1_PUBLISH_ON_CHANGE)")
     ap.add_argument("--ha-discovery", type=_bool, metavar="BOOL", help="(P1_HA_DISCOVERY)")
     ap.add_argument("--check-crc", type=_bool, metavar="BOOL", help="(P1_CHECK_CRC)")
+    ap.add_argument("--tariff-low", choices=TARIFF_SETTINGS, help="low tariff code (P1_TARIFF_LOW)")
     ap.add_argument("--replay", metavar="FILE", type=Path,
                     help="publish the telegrams of a capture file instead of reading a port "
                     "(source 'replay'), then exit")
@@ -117,7 +121,7 @@ def _telegrams(data: bytes) -> Iterator[tuple[bytes | None, str]]:
         yield rest, ""
 
 
-def parse_files(files: list[str], site: str, check_crc: bool) -> int:
+def parse_files(files: list[str], site: str, check_crc: bool, tariff_low: str = "auto") -> int:
     bad = 0
     for name in files:
         try:
@@ -135,7 +139,7 @@ def parse_files(files: list[str], site: str, check_crc: bool) -> int:
                 bad += 1
                 continue
             try:
-                parsed = parse_telegram(telegram, check_crc=check_crc)
+                parsed = parse_telegram(telegram, check_crc=check_crc, tariff_low=tariff_low)
             except TelegramError as exc:
                 print(f"{label}: telegram {index}: {exc}", file=sys.stderr)
                 bad += 1
@@ -155,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "parse":
             site = check_slug(args.parse_site or args.site or _env_site(), "--site")
-            check = not args.no_crc and ReaderSettings.from_env().check_crc
-            return parse_files(args.files, site, check)
+            env_settings = ReaderSettings.from_env()
+            check = not args.no_crc and env_settings.check_crc
+            return parse_files(args.files, site, check, args.tariff_low or env_settings.tariff_low)
         settings = ReaderSettings.from_env().with_overrides(
             serial_url=args.serial, profile=args.profile, publish_raw=args.publish_raw,
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
-            ha_discovery=args.ha_discovery, check_crc=args.check_crc,
+            ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")

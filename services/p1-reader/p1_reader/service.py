@@ -18,6 +18,9 @@ from typing import Any
 import serial
 from prometheus_client import Counter, Gauge
 
+from p1common.dsmr.framer import FramerStats, TelegramFramer
+from p1common.dsmr.parser import TelegramError, parse_telegram
+from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
 from p1common.logs import RateLimitedLog
 from p1common.mqtt import dumps
 from p1common.service import ServiceRuntime
@@ -25,8 +28,6 @@ from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
 from .discovery import discovery_messages
-from .framer import FramerStats, TelegramFramer
-from .parser import TelegramError, parse_telegram
 from .reading import build_live, build_reading, changed
 
 log = logging.getLogger("p1-reader")
@@ -62,6 +63,7 @@ class ReaderSettings:
     ha_discovery: bool = True
     check_crc: bool = True
     detect_s: float = 5.0  # auto profile: switch after this long without a good telegram
+    tariff_low: str = "auto"  # which tariff code is low: auto (meter family), 1, 2, none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
@@ -75,6 +77,7 @@ class ReaderSettings:
             ha_discovery=env.bool("P1_HA_DISCOVERY", True),
             check_crc=env.bool("P1_CHECK_CRC", True),
             detect_s=env.float("P1_DETECT_S", 5.0, lo=0.5, hi=600),
+            tariff_low=env.choice("P1_TARIFF_LOW", "auto", TARIFF_SETTINGS),
         )
 
     def with_overrides(self, **kw: Any) -> ReaderSettings:
@@ -145,7 +148,7 @@ class TelegramHandler:
     def handle(self, telegram: bytes) -> dict[str, Any] | None:
         try:
             parsed = parse_telegram(telegram, check_crc=self.settings.check_crc,
-                                    require_crc=self.crc_seen)
+                                    require_crc=self.crc_seen, tariff_low=self.settings.tariff_low)
         except TelegramError as exc:
             self._bad(exc.reason, str(exc))
             return None

@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from p1common.dsmr_crc import crc16
-
+from ..dsmr_crc import crc16
 from . import obis as O
+from .tariff import is_low, low_code, meter_family
 
 _OFFSETS = {"S": "+02:00", "W": "+01:00", "s": "+02:00", "w": "+01:00"}
 _LOCAL = ZoneInfo("Europe/Brussels")  # for DSMR 2.2/3 timestamps that carry no S/W flag
@@ -278,7 +278,7 @@ def check_crc16(data: bytes, crc_text: str, bang: int) -> None:
 
 def parse_telegram(
     data: bytes, *, check_crc: bool = True, allow_missing_end: bool = False,
-    require_crc: bool = False,
+    require_crc: bool = False, tariff_low: str = "auto",
 ) -> dict[str, Any]:
     """Parse one telegram ('/' .. '!CRC'); raises :class:`TelegramError` when refused.
 
@@ -286,6 +286,8 @@ def parse_telegram(
     captures); a stream never needs it because the framer cuts at '!'.
     ``require_crc`` (with ``check_crc``) refuses a bare '!' too: for a meter known to
     send CRCs, a telegram whose CRC digits were lost on the line is corrupt.
+    ``tariff_low`` says which tariff code is low (:mod:`.tariff`): ``auto`` from the
+    meter family, ``1``/``2`` for a meter the rule does not know, ``none``.
     """
     header, body, crc_text, bang = split_telegram(data, allow_missing_end)
     if check_crc and crc_text:
@@ -474,6 +476,12 @@ def parse_telegram(
             elif value:
                 extra[ref] = line[p:]
     _finish(out, mbus)
+    tariff = out.get("tariff")
+    if tariff is not None:
+        family = meter_family(header, body) if tariff_low == "auto" else "unknown"
+        low = is_low(tariff, low_code(tariff_low, family))
+        if low is not None:
+            out["tariff_low"] = low
     if extra:
         out["extra"] = extra
     return out
@@ -553,6 +561,15 @@ _TOTALS = tuple(
 )
 
 
+# Limiter and fuse-supervision values that mean "no limit set" (DSMR 4/5 and eMUCS send
+# 0-0:17.0.0(999.9*kW) and 1-0:31.4.0(999*A); DSMR 2.2 0-0:17.0.0(999*A)): left out of
+# the reading, so nobody shows 999900 W as a threshold.
+_NO_LIMIT: dict[str, float] = {
+    "limiter_w": 999_900.0, "limiter_va": 999_900.0, "limiter_a": 999.0,
+    "fuse_limit_a": 999.0, "l2_fuse_limit_a": 999.0, "l3_fuse_limit_a": 999.0,
+}
+
+
 def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
     """Derived fields: totals, net power, M-Bus devices and their top-level fields."""
     for total, f1, f2, f3, f4 in _TOTALS:
@@ -567,6 +584,9 @@ def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
             if t4 is not None:
                 s += t4
             out[total] = round(s, 6)
+    for field, no_limit in _NO_LIMIT.items():
+        if (out.get(field) or 0.0) >= no_limit:
+            del out[field]  # the meter's "no limit" code, not a threshold
     imp, exp = out.get("import_w"), out.get("export_w")
     if imp is not None and exp is not None:
         out["net_w"] = round(imp - exp, 3)
