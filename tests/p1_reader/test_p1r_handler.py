@@ -9,8 +9,8 @@ import pytest
 from p1r_support import telegram_bytes
 from prometheus_client import REGISTRY
 
-from p1_reader.discovery import ENTITIES
 from p1_reader.service import ReaderSettings, TelegramHandler
+from p1common.discovery import READING_BY_FIELD
 from p1common.payloads import Live, Reading
 from p1common.settings import SettingsError
 from p1common.topics import Topics
@@ -101,18 +101,21 @@ def test_discovery_for_every_field_sent_as_home_assistant_needs() -> None:
     configs = {t: json.loads(p) for t, p, q, r in sink.sent if t.startswith("homeassistant/")}
     assert all(r and q == 1 for t, _, q, r in sink.sent if t.startswith("homeassistant/"))
     reading = json.loads(sink.on("p1/home/reading")[0])
-    expected = sorted(k for k in reading if k in ENTITIES)
+    expected = sorted(k for k in reading if k in READING_BY_FIELD)
     assert sorted(t.split("/")[3] for t in configs) == expected
     assert "gas_m3" in expected and "water_m3" in expected and "l3_voltage_v" in expected
     unique = {c["unique_id"] for c in configs.values()}
     assert len(unique) == len(configs)
     by_field = {t.split("/")[3]: c for t, c in configs.items()}
-    assert all(t.startswith("homeassistant/sensor/p1_reader_home/") for t in configs)
-    assert {c["device"]["identifiers"][0] for c in configs.values()} == {"p1_reader_home"}
+    assert all(t.startswith(("homeassistant/sensor/p1_reader_home/",
+                             "homeassistant/binary_sensor/p1_reader_home/")) for t in configs)
+    # one device per site, shared with peak-forecaster's entities
+    assert {c["device"]["identifiers"][0] for c in configs.values()} == {"p1_home"}
     for c in configs.values():
         assert c["state_topic"] == "p1/home/reading"
         assert c["availability_topic"] == "p1/status/p1-reader-test"
         assert (c["payload_available"], c["payload_not_available"]) == ("online", "offline")
+        assert c["expire_after"] == 10  # eMUCS: a telegram every second
     want = {
         "import_kwh": ("energy", "total_increasing", "kWh"),
         "import_w": ("power", "measurement", "W"),
@@ -124,42 +127,16 @@ def test_discovery_for_every_field_sent_as_home_assistant_needs() -> None:
     for field, (dc, sc, unit) in want.items():
         c = by_field[field]
         assert (c["device_class"], c["state_class"], c["unit_of_measurement"]) == (dc, sc, unit)
-        assert c["value_template"] == "{{ value_json.%s }}" % field  # noqa: UP031
+        assert c["value_template"] == (
+            "{{ value_json.%s if value_json.%s is defined else None }}" % (field, field))  # noqa: UP031
+        assert c["default_entity_id"] == f"sensor.p1_home_{field}"
+        assert c["unique_id"] == f"p1_reader_home_{field}"
     assert by_field["import_kwh"]["device"]["model"] == "FLU5\\253769484_A"
     sink.sent.clear()
     h.feed(FLUVIUS)  # nothing new: no discovery again
     assert [t for t, *_ in sink.sent if t.startswith("homeassistant/")] == []
     h.announce()  # Home Assistant birth message
     assert len([t for t, *_ in sink.sent if t.startswith("homeassistant/")]) == len(configs)
-
-
-# What Home Assistant's sensor platform accepts (device class -> units), as documented
-# for MQTT sensors; reactive_energy exists since Home Assistant 2025.6.
-HA_UNITS: dict[str | None, set[str | None]] = {
-    "energy": {"Wh", "kWh", "MWh", "MJ", "GJ"},
-    "power": {"W", "kW"},
-    "reactive_power": {"var", "kvar"},
-    "reactive_energy": {"varh", "kvarh"},
-    "apparent_power": {"VA"},
-    "voltage": {"V", "mV"},
-    "current": {"A", "mA"},
-    "frequency": {"Hz", "kHz"},
-    "power_factor": {None, "%"},
-    "gas": {"m³", "ft³", "CCF"},
-    "water": {"m³", "L", "gal"},
-}
-TOTALS = {"energy", "reactive_energy", "gas", "water"}
-
-
-def test_every_entity_has_a_device_class_unit_and_state_class_home_assistant_accepts() -> None:
-    for field, (_name, device_class, state_class, unit, _icon) in ENTITIES.items():
-        assert field in Reading.model_fields, field
-        if device_class is not None:
-            assert unit in HA_UNITS[device_class], field
-        if device_class in TOTALS:
-            assert state_class == "total_increasing", field
-        elif device_class is not None and state_class is not None:
-            assert state_class == "measurement", field
 
 
 def test_discovery_of_the_new_contract_fields() -> None:

@@ -106,7 +106,12 @@ def test_readings_in_peak_quarter_month_out(service: Service, mosquitto: Mosquit
     ha = late.wait("homeassistant/sensor/p1_pfsvc/+/config", 8)
     cfg = {x.topic.split("/")[3]: x.json() for x in ha}
     assert cfg["quarter_headroom"]["state_topic"] == "p1/pfsvc/peak"
-    assert cfg["quarter_headroom"]["value_template"] == "{{ value_json.headroom_w }}"
+    assert cfg["quarter_headroom"]["value_template"] == (
+        "{{ value_json.headroom_w if value_json.headroom_w is defined else None }}")
+    assert cfg["quarter_headroom"]["default_entity_id"] == "sensor.p1_pfsvc_quarter_headroom"
+    # the site's one device; no model: p1-reader's (from the meter) is kept
+    assert cfg["quarter_headroom"]["device"] == {
+        "identifiers": ["p1_pfsvc"], "name": "P1 meter pfsvc", "manufacturer": "P1 energy stack"}
     assert cfg["billed_peak"]["state_topic"] == "p1/pfsvc/peak/month"
     assert cfg["peak_level"]["availability_topic"] == "p1/status/pf-test"
     late.close()

@@ -18,6 +18,7 @@ from typing import Any
 import serial
 from prometheus_client import Counter, Gauge
 
+from p1common.discovery import reading_discovery
 from p1common.dsmr.framer import FramerStats, TelegramFramer
 from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
@@ -27,7 +28,6 @@ from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
-from .discovery import discovery_messages
 from .reading import build_live, build_reading, changed
 
 log = logging.getLogger("p1-reader")
@@ -181,13 +181,15 @@ class TelegramHandler:
             if reading is None:
                 return
             self.announced |= reading.keys()
-            messages = discovery_messages(
-                self.announced, topics=self.topics, site=self.site,
+            messages = reading_discovery(
+                self.announced, site=self.site, state_topic=self.reading_topic,
                 status_topic=self.status_topic, reading=reading,
+                publish_every=self.settings.publish_every,
+                on_change=self.settings.publish_on_change,
             )
         for topic, payload in messages:
             self.publish(topic, dumps(payload), 1, True)
-        log.info("Home Assistant discovery: %d sensors announced", len(messages))
+        log.info("Home Assistant discovery: %d entities announced", len(messages))
 
 
 # -- serial port ---------------------------------------------------------------------------

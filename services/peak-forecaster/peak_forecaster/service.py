@@ -18,11 +18,12 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from p1common.discovery import EntityDescription, discovery_messages
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import PeakConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.service import ServiceRuntime
-from p1common.topics import HA_STATUS_TOPIC, ha_config_topic, segment, shard_of
+from p1common.topics import HA_STATUS_TOPIC, shard_of
 
 from .engine import BadReading, PeakSettings, SiteEngine
 from .forecast import ForecastParams
@@ -50,16 +51,32 @@ class Options:
     defaults: PeakSettings = field(default_factory=PeakSettings)
 
 
-# Home Assistant discovery: one row per entity (object id, name, leaf, field, unit, class).
-HA_ENTITIES: tuple[tuple[str, str, str, str, str | None, str | None], ...] = (
-    ("quarter_avg", "Quarter average so far", "peak", "avg_w", "W", "power"),
-    ("quarter_forecast", "Quarter forecast", "peak", "forecast_w", "W", "power"),
-    ("quarter_headroom", "Quarter headroom", "peak", "headroom_w", "W", "power"),
-    ("peak_threshold", "Quarter threshold", "peak", "threshold_w", "W", "power"),
-    ("peak_level", "Quarter warning level", "peak", "level", None, "enum"),
-    ("month_peak", "Month peak", "peak/month", "peak_w", "W", "power"),
-    ("billed_peak", "Billed peak (12-month average)", "peak/month", "billed_w", "W", "power"),
-    ("capacity_cost", "Capacity tariff per year", "peak/month", "cost_eur_year", "EUR", "monetary"),
+# Home Assistant discovery: the entities of p1/<site>/peak and p1/<site>/peak/month; they
+# attach to the site's one device (p1common.discovery). Keys and unique ids as before.
+def _pw(key: str, name: str, field: str, **kw: Any) -> EntityDescription:
+    return EntityDescription(key, name, device_class="power", state_class="measurement",
+                             unit="W", field=field, **kw)
+
+
+HA_PEAK: tuple[EntityDescription, ...] = (
+    _pw("quarter_avg", "Quarter average so far", "avg_w"),
+    _pw("quarter_forecast", "Quarter forecast", "forecast_w"),
+    _pw("quarter_headroom", "Quarter headroom", "headroom_w"),
+    _pw("peak_threshold", "Quarter threshold", "threshold_w"),
+    EntityDescription("peak_level", "Quarter warning level", field="level", device_class="enum",
+                      options=("ok", "warn", "alarm")),
+    EntityDescription("quarter_avg_source", "Quarter average source", field="avg_source",
+                      device_class="enum", options=("meter", "counters", "partial"),
+                      entity_category="diagnostic"),
+)
+HA_MONTH: tuple[EntityDescription, ...] = (
+    _pw("month_peak", "Month peak", "peak_w"),
+    _pw("billed_peak", "Billed peak (12-month average)", "billed_w", attributes=("history",)),
+    EntityDescription("capacity_cost", "Capacity tariff per year", field="cost_eur_year",
+                      device_class="monetary", unit="EUR"),
+    EntityDescription("month_peak_is_floor", "Month peak at the floor", "binary_sensor",
+                      field="peak_is_floor", icon="mdi:arrow-collapse-down",
+                      entity_category="diagnostic"),
 )
 
 
@@ -276,28 +293,10 @@ class PeakService:
             self._discover(site)
 
     def _discover(self, site: str) -> None:
-        node = segment(f"p1_{site}", "node id")
-        status = self.rt.mqtt.status_topic
-        for obj, name, leaf, key, unit, dclass in HA_ENTITIES:
-            state_topic = self.topics.peak(site) if leaf == "peak" else self.topics.peak_month(site)
-            cfg: dict[str, Any] = {
-                "name": name,
-                "unique_id": f"p1_{site}_{obj}",
-                "object_id": f"p1_{site}_{obj}",
-                "state_topic": state_topic,
-                "value_template": f"{{{{ value_json.{key} }}}}",
-                "device": {"identifiers": [f"p1_{site}"], "name": f"P1 meter {site}",
-                           "manufacturer": "P1 energy stack"},
-            }
-            if status:
-                cfg.update(availability_topic=status, payload_available="online",
-                           payload_not_available="offline")
-            if unit:
-                cfg["unit_of_measurement"] = unit
-            if dclass == "enum":
-                cfg.update(device_class="enum", options=["ok", "warn", "alarm"])
-            elif dclass:
-                cfg["device_class"] = dclass
-                if dclass == "power":
-                    cfg["state_class"] = "measurement"
-            self.rt.mqtt.publish_json(ha_config_topic("sensor", node, obj), cfg, qos=1, retain=True)
+        topics = {d.key: self.topics.peak(site) for d in HA_PEAK}
+        topics.update({d.key: self.topics.peak_month(site) for d in HA_MONTH})
+        for topic, cfg in discovery_messages(
+            (*HA_PEAK, *HA_MONTH), site=site, node=f"p1_{site}", state_topics=topics,
+            status_topic=self.rt.mqtt.status_topic,
+        ):
+            self.rt.mqtt.publish_json(topic, cfg, qos=1, retain=True)

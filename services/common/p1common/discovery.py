@@ -1,0 +1,301 @@
+"""Home Assistant MQTT discovery for every service: entity descriptions in, configs out.
+
+Each service describes its entities with :class:`EntityDescription` (what it reads,
+how Home Assistant should show it) and hands them to :func:`discovery_messages`,
+the one builder. Every entity of a site attaches to the same Home Assistant device
+(``identifiers: ["p1_<site>"]``, name ``P1 meter <site>``); only p1-reader knows the
+meter and adds its model, serial number and firmware. Home Assistant merges the
+device information of every discovery message field by field (a field that is
+absent leaves the stored one alone), so the other services send only the identifiers,
+the name and the manufacturer, which are the same everywhere.
+
+Entity ids are fixed with ``default_entity_id`` (Home Assistant 2025.10 and later)
+and the older ``object_id`` beside it (Home Assistant before 2025.10; from 2025.10
+``default_entity_id`` wins and no deprecation warning is logged when both are set,
+from 2026.4 ``object_id`` is ignored). See docs/home-assistant.md.
+
+Templates never warn or invent a value when a field is absent from a payload:
+``{{ value_json.x if value_json.x is defined else None }}`` renders ``None``, which
+Home Assistant shows as *unknown*; text is cut to Home Assistant's 255 characters.
+Pure: returns (topic, payload) pairs to publish.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from typing import Any, Literal
+
+from .topics import ha_config_topic, segment
+
+MANUFACTURER = "P1 energy stack"
+ORIGIN_NAME = "p1-energy-stack"
+STATE_MAX = 255  # Home Assistant refuses a state longer than this
+_FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
+
+Component = Literal["sensor", "binary_sensor"]
+
+
+@dataclass(frozen=True)
+class EntityDescription:
+    """One Home Assistant entity, declared by the service that publishes its data.
+
+    ``key`` makes the entity id (``<component>.p1_<site>_<key>``), the discovery topic
+    and the unique id. The state comes from payload field ``field`` (default: ``key``)
+    of the topic the service names, or from ``value_template`` when given.
+    ``attributes`` are payload fields shown as the entity's attributes (those present).
+    ``text`` cuts the state to 255 characters; ``expires`` marks values that follow the
+    meter (they get the builder's ``expire_after``).
+    """
+
+    key: str
+    name: str
+    component: Component = "sensor"
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    icon: str | None = None
+    entity_category: Literal["diagnostic", "config"] | None = None
+    field: str | None = None
+    value_template: str | None = None
+    attributes: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    text: bool = False
+    expires: bool = False
+
+    def __post_init__(self) -> None:
+        for f in (self.key, self.source_field, *self.attributes):
+            if not _FIELD.match(f):
+                raise ValueError(f"entity {self.key!r}: {f!r} is not a payload field name")
+
+    @property
+    def source_field(self) -> str:
+        return self.field or self.key
+
+
+# -- the meter reading (p1-reader publishes these, for the fields the meter sends) ---------------
+_E, _P, _Q, _QE, _PF = "energy", "power", "reactive_power", "reactive_energy", "power_factor"
+_TI, _M = "total_increasing", "measurement"
+
+
+def _r(key: str, name: str, dc: str | None = None, sc: str | None = None, unit: str | None = None,
+       **kw: Any) -> EntityDescription:
+    return EntityDescription(key, name, device_class=dc, state_class=sc, unit=unit, expires=True,
+                             **kw)
+
+
+def _diag(key: str, name: str, dc: str, unit: str) -> EntityDescription:
+    # settings of the meter, not measurements: no state class (no long-term statistics)
+    return _r(key, name, dc, None, unit, entity_category="diagnostic")
+
+
+READING_ENTITIES: tuple[EntityDescription, ...] = (
+    _r("import_kwh", "Energy import", _E, _TI, "kWh"),
+    _r("import_t1_kwh", "Energy import tariff 1", _E, _TI, "kWh"),
+    _r("import_t2_kwh", "Energy import tariff 2", _E, _TI, "kWh"),
+    _r("import_t3_kwh", "Energy import tariff 3", _E, _TI, "kWh"),
+    _r("import_t4_kwh", "Energy import tariff 4", _E, _TI, "kWh"),
+    _r("export_kwh", "Energy export", _E, _TI, "kWh"),
+    _r("export_t1_kwh", "Energy export tariff 1", _E, _TI, "kWh"),
+    _r("export_t2_kwh", "Energy export tariff 2", _E, _TI, "kWh"),
+    _r("export_t3_kwh", "Energy export tariff 3", _E, _TI, "kWh"),
+    _r("export_t4_kwh", "Energy export tariff 4", _E, _TI, "kWh"),
+    # the reactive_energy device class exists since Home Assistant 2025.6
+    _r("reactive_import_kvarh", "Reactive energy import", _QE, _TI, "kvarh"),
+    _r("reactive_export_kvarh", "Reactive energy export", _QE, _TI, "kvarh"),
+    _r("reactive_import_t1_kvarh", "Reactive energy import tariff 1", _QE, _TI, "kvarh"),
+    _r("reactive_import_t2_kvarh", "Reactive energy import tariff 2", _QE, _TI, "kvarh"),
+    _r("reactive_export_t1_kvarh", "Reactive energy export tariff 1", _QE, _TI, "kvarh"),
+    _r("reactive_export_t2_kvarh", "Reactive energy export tariff 2", _QE, _TI, "kvarh"),
+    _r("import_w", "Power import", _P, _M, "W"),
+    _r("export_w", "Power export", _P, _M, "W"),
+    _r("net_w", "Power net", _P, _M, "W"),
+    *(_r(f"l{n}_import_w", f"Power import L{n}", _P, _M, "W") for n in (1, 2, 3)),
+    *(_r(f"l{n}_export_w", f"Power export L{n}", _P, _M, "W") for n in (1, 2, 3)),
+    _r("reactive_import_var", "Reactive power import", _Q, _M, "var"),
+    _r("reactive_export_var", "Reactive power export", _Q, _M, "var"),
+    *(_r(f"l{n}_reactive_import_var", f"Reactive power import L{n}", _Q, _M, "var")
+      for n in (1, 2, 3)),
+    *(_r(f"l{n}_reactive_export_var", f"Reactive power export L{n}", _Q, _M, "var")
+      for n in (1, 2, 3)),
+    _r("frequency_hz", "Frequency", "frequency", _M, "Hz"),
+    _r("power_factor", "Power factor", _PF, _M),
+    *(_r(f"l{n}_power_factor", f"Power factor L{n}", _PF, _M) for n in (1, 2, 3)),
+    *(_r(f"l{n}_voltage_v", f"Voltage L{n}", "voltage", _M, "V") for n in (1, 2, 3)),
+    *(_r(f"l{n}_current_a", f"Current L{n}", "current", _M, "A") for n in (1, 2, 3)),
+    _r("avg_demand_w", "Quarter-hour average demand", _P, _M, "W"),
+    _r("month_max_w", "Month peak demand", _P, _M, "W", attributes=("month_max_history",)),
+    _r("month_max_ts", "Month peak demand time", "timestamp"),
+    _r("tariff", "Tariff", icon="mdi:clock-time-eight"),
+    EntityDescription("tariff_low", "Low tariff", "binary_sensor", icon="mdi:weather-night",
+                      expires=True),
+    _r("breaker", "Breaker state", icon="mdi:electric-switch"),
+    _diag("limiter_w", "Power limiter threshold", _P, "W"),
+    _diag("limiter_a", "Current limiter threshold", "current", "A"),
+    _diag("limiter_va", "Apparent power limiter threshold", "apparent_power", "VA"),
+    _diag("fuse_limit_a", "Fuse supervision threshold L1", "current", "A"),
+    _diag("l2_fuse_limit_a", "Fuse supervision threshold L2", "current", "A"),
+    _diag("l3_fuse_limit_a", "Fuse supervision threshold L3", "current", "A"),
+    _r("power_failures", "Power failures", None, _TI, icon="mdi:flash-off"),
+    _r("long_power_failures", "Long power failures", None, _TI, icon="mdi:flash-off"),
+    _r("gas_m3", "Gas", "gas", _TI, "m³"),
+    _r("water_m3", "Water", "water", _TI, "m³"),
+    _r("heat_gj", "Heat", _E, _TI, "GJ"),
+    _r("message", "Meter message", icon="mdi:message-text", text=True),
+)
+READING_BY_FIELD: dict[str, EntityDescription] = {d.source_field: d for d in READING_ENTITIES}
+
+
+def value_template(d: EntityDescription) -> str:
+    """The state template: the field when present, else ``None`` (unknown), no warning."""
+    if d.value_template:
+        return d.value_template
+    f = f"value_json.{d.source_field}"
+    if d.component == "binary_sensor":
+        value = f"('ON' if {f} else 'OFF')"
+    elif d.text:
+        # an empty text is no state: unknown rather than the previous message kept
+        return f"{{{{ {f}[:{STATE_MAX}] if {f} is defined and {f} else None }}}}"
+    else:
+        value = f
+    return f"{{{{ {value} if {f} is defined else None }}}}"
+
+
+def attributes_template(fields: Iterable[str]) -> str:
+    """A JSON object of those ``fields`` the payload carries (``{}`` when none)."""
+    names = ", ".join(f"'{f}'" for f in fields)
+    return (f"{{{{ dict(value_json.items() | selectattr(0, 'in', [{names}])) | tojson "
+            "if value_json is mapping else '{}' }}")
+
+
+@cache
+def origin() -> dict[str, str]:
+    """Who publishes the configs: shown by Home Assistant in its logs and MQTT info."""
+    out = {"name": ORIGIN_NAME}
+    try:
+        meta = metadata.metadata(ORIGIN_NAME)
+    except metadata.PackageNotFoundError:
+        return out
+    out["sw_version"] = meta["Version"]
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("documentation", "homepage", "source") and url.strip():
+            out["support_url"] = url.strip()
+            break
+    return out
+
+
+def device_id(site: str) -> str:
+    return f"p1_{segment(site, 'site')}"
+
+
+def device(site: str, reading: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The site's device. Only a reading adds meter details (p1-reader): without one,
+    model, serial and firmware are left out so that Home Assistant keeps the meter's."""
+    dev: dict[str, Any] = {
+        "identifiers": [device_id(site)],
+        "name": f"P1 meter {site}",
+        "manufacturer": MANUFACTURER,
+    }
+    if reading:
+        for key, src in (("model", "header"), ("serial_number", "meter_id"),
+                         ("sw_version", "dsmr_version")):
+            if reading.get(src):
+                dev[key] = str(reading[src])
+    return dev
+
+
+def telegram_interval_s(dsmr_version: str | None) -> int:
+    """Seconds between telegrams: DSMR 5 and Fluvius eMUCS (version 5x) every second,
+    DSMR 4 and older (version 4x or none sent) every 10 s."""
+    return 1 if dsmr_version and str(dsmr_version).startswith("5") else 10
+
+
+def expire_after_s(interval_s: float, publish_every: int = 1) -> int:
+    """How long a meter value stays valid in Home Assistant without a new reading:
+    10 telegrams of a 1-second meter, 6 of a 10-second one (at least 10 s, at most
+    one hour), so a few lost telegrams or a broker reconnect do not blink the
+    sensors, while an unplugged cable shows *unavailable* within 10 s or a minute."""
+    gap = interval_s * max(1, publish_every)
+    return int(min(3600, max(10, math.ceil(gap * (10 if interval_s <= 1 else 6)))))
+
+
+def discovery_messages(
+    entities: Iterable[EntityDescription],
+    *,
+    site: str,
+    node: str,
+    state_topics: Mapping[str, str] | str,
+    status_topic: str | None,
+    reading: Mapping[str, Any] | None = None,
+    expire_after: int | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(config topic, payload) for every entity.
+
+    ``node``: discovery node id and unique-id prefix of the service (kept as they were
+    so that existing Home Assistant entities keep their ids and history).
+    ``state_topics``: the topic of every entity, or a map from the entity ``key`` to its
+    topic. ``status_topic``: the service's ``online``/``offline`` topic (availability).
+    ``reading``: the meter reading (p1-reader only: model, serial, firmware).
+    ``expire_after``: seconds, for the entities marked ``expires``."""
+    segment(node, "node id")
+    dev = device(site, reading)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for d in entities:
+        topic = state_topics if isinstance(state_topics, str) else state_topics[d.key]
+        object_id = f"{device_id(site)}_{d.key}"
+        cfg: dict[str, Any] = {
+            "name": d.name,
+            "unique_id": f"{node}_{d.key}",
+            "default_entity_id": f"{d.component}.{object_id}",
+            "object_id": object_id,
+            "state_topic": topic,
+            "value_template": value_template(d),
+            "device": dev,
+            "origin": origin(),
+        }
+        if status_topic:
+            cfg.update(availability_topic=status_topic, payload_available="online",
+                       payload_not_available="offline")
+        for key, value in (("device_class", d.device_class), ("state_class", d.state_class),
+                           ("unit_of_measurement", d.unit), ("icon", d.icon),
+                           ("entity_category", d.entity_category)):
+            if value:
+                cfg[key] = value
+        if d.options:
+            cfg["options"] = list(d.options)
+        if d.attributes:
+            cfg["json_attributes_topic"] = topic
+            cfg["json_attributes_template"] = attributes_template(d.attributes)
+        if d.expires and expire_after:
+            cfg["expire_after"] = int(expire_after)
+        out.append((ha_config_topic(d.component, node, d.key), cfg))
+    return out
+
+
+def reading_discovery(
+    fields: Iterable[str],
+    *,
+    site: str,
+    state_topic: str,
+    status_topic: str | None,
+    reading: Mapping[str, Any] | None,
+    publish_every: int = 1,
+    on_change: bool = False,
+) -> list[tuple[str, dict[str, Any]]]:
+    """p1-reader's configs: one entity per reading field in ``fields`` that has one.
+
+    ``expire_after`` follows the meter's telegram interval times ``publish_every``; with
+    publish-on-change there is none (a quiet meter legitimately sends nothing new)."""
+    entities = [READING_BY_FIELD[f] for f in sorted(set(fields) & READING_BY_FIELD.keys())]
+    expire = None
+    if not on_change:
+        version = reading.get("dsmr_version") if reading else None
+        expire = expire_after_s(telegram_interval_s(version), publish_every)
+    return discovery_messages(
+        entities, site=site, node=f"p1_reader_{site}", state_topics=state_topic,
+        status_topic=status_topic, reading=reading, expire_after=expire)
