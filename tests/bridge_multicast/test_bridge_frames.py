@@ -125,6 +125,7 @@ def test_reading_from_seed_capture_exact():
         "export_w": 0,
         "tariff": 1,
         "net_w": 0,
+        "tariff_low": False,  # the modules read Belgian meters: 1 is the day tariff
     }
     Reading.model_validate(reading)
     live = frames.live_from_reading(reading)
@@ -137,6 +138,11 @@ def test_reading_scales_without_float_noise():
     reading = frames.reading_from_values(values, SEED_7, "home", HOST)
     assert (reading["import_kwh"], reading["export_kwh"]) == (83125.123, 27689.007)
     assert (reading["import_w"], reading["net_w"], reading["tariff"]) == (1532, 1532, 2)
+    assert reading["tariff_low"] is True  # Belgian night
+    dutch = frames.reading_from_values(values, SEED_7, "home", HOST, tariff_low_code=1)
+    assert (dutch["tariff"], dutch["tariff_low"]) == (2, False)  # Dutch 2 = normal
+    unknown = frames.reading_from_values(values, SEED_7, "home", HOST, tariff_low_code=None)
+    assert unknown["tariff"] == 2 and "tariff_low" not in unknown
 
 
 def test_wrong_length_and_bad_time():
@@ -210,3 +216,15 @@ def test_round_trip_frame_reading_frame():
     frame = b'{"dsmr":[83125123,27689007,1532,0,2,11,2]}'
     reading = frames.reading_from_values(frames.parse_frame(frame), SEED_7, "home", HOST)
     assert frames.frame_from_reading(reading, SEED_7) == frame
+
+
+def test_tariff_low_setting():
+    from bridge_multicast.config import BridgeSettings
+    from p1common.settings import SettingsError
+
+    assert BridgeSettings.from_env({}).tariff_low_code == 2
+    assert BridgeSettings.from_env({"BRIDGE_TARIFF_LOW": "1"}).tariff_low_code == 1
+    assert BridgeSettings.from_env({"BRIDGE_TARIFF_LOW": "none"}).tariff_low_code is None
+    assert BridgeSettings.from_env({}, overrides={"tariff_low": "1"}).tariff_low_code == 1
+    with pytest.raises(SettingsError, match="BRIDGE_TARIFF_LOW: '3' is not one of 1, 2, none"):
+        BridgeSettings.from_env({"BRIDGE_TARIFF_LOW": "3"})

@@ -118,7 +118,7 @@ def test_process_with_user_layout_metrics_and_sigterm(tmp_path, mosquitto):
             "v": 1, "site": site, "source": "legacy", "ts_source": "meter",
             "import_t1_kwh": 559.373, "import_t2_kwh": 477.305,
             "export_t1_kwh": 549.778, "export_t2_kwh": 254.235,
-            "import_w": 668, "export_w": 0, "tariff": 1,
+            "import_w": 668, "export_w": 0, "tariff": 1, "tariff_low": False,
             "import_kwh": 1036.678, "export_kwh": 804.013, "net_w": 668,
         }
 

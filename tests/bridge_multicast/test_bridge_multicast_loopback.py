@@ -149,7 +149,7 @@ def test_legacy_frame_to_mqtt_exact(bridge_env, mosquitto):
     assert msg.json() == {
         "v": 1, "site": site, "source": "legacy", "ts": "2026-01-15T15:11:02+01:00",
         "ts_source": "meter", "import_kwh": 83125.0, "export_kwh": 27689.0,
-        "import_w": 0, "export_w": 0, "tariff": 1, "net_w": 0,
+        "import_w": 0, "export_w": 0, "tariff": 1, "net_w": 0, "tariff_low": False,
     }
     Reading.model_validate(msg.json())
     [live] = sub.wait(TOPICS.live(site))

@@ -23,7 +23,7 @@ def feed(ctl: Controller, net: Any, t0: int, t1: int, tariff: Any = None) -> dic
     for t in range(t0, t1):
         reading = {"net_w": net(t) if callable(net) else net}
         if tariff is not None:
-            reading["tariff"] = tariff(t)
+            reading["tariff"], reading["tariff_low"] = tariff(t)
         ctl.on_reading(float(t), reading)
         for oid, rt in ctl.outputs.items():
             if (rt.level_w > 0) != last[oid]:
@@ -134,13 +134,26 @@ def test_cascade_higher_output_sees_lower_proportional_load_as_available() -> No
 # -- tariff, on, off ----------------------------------------------------------------------
 
 
-def test_tariff_on_while_tariff_2() -> None:
-    ctl = Controller("home", [out("night", mode="tariff")])
-    ch = feed(ctl, 300, 0, 20, tariff=lambda t: 2 if 5 <= t < 9 else 1)
+def test_tariff_follows_tariff_low_not_the_code() -> None:
+    # Belgian: code 2 is night (low); Dutch: code 1 is low. The reading says it in tariff_low.
+    belgian = Controller("be", [out("night", mode="tariff")])
+    ch = feed(belgian, 300, 0, 20, tariff=lambda t: (2, True) if 5 <= t < 9 else (1, False))
     assert ch["night"] == [(5, True), (9, False)]
-    assert ctl.outputs["night"].reason == "off: tariff 1 (day)"
-    ctl.on_reading(20.0, {"net_w": 1})
-    assert ctl.outputs["night"].reason == "off: the reading has no tariff"
+    assert belgian.outputs["night"].reason == "off: normal tariff (day)"
+    dutch = Controller("nl", [out("night", mode="tariff")])
+    ch = feed(dutch, 300, 0, 20, tariff=lambda t: (1, True) if 5 <= t < 9 else (2, False))
+    assert ch["night"] == [(5, True), (9, False)]
+    dutch.on_reading(20.0, {"net_w": 1, "tariff": 1, "tariff_low": True})
+    assert dutch.outputs["night"].reason == "on: low tariff (night)"
+    # a code whose meaning nobody knows does not switch anything on
+    dutch.on_reading(21.0, {"net_w": 1, "tariff": 2})
+    assert dutch.outputs["night"].reason == (
+        "off: tariff 2, but the reading does not say whether it is the low one (set P1_TARIFF_LOW on p1-reader)")
+    assert dutch.outputs["night"].level_w == 0
+    dutch.on_reading(22.0, {"net_w": 1, "tariff_low": 1})  # not a bool: not taken as true
+    assert dutch.outputs["night"].level_w == 0
+    belgian.on_reading(20.0, {"net_w": 1})
+    assert belgian.outputs["night"].reason == "off: the reading has no tariff"
 
 
 def test_manual_modes_and_set_payloads() -> None:
@@ -205,7 +218,7 @@ def test_peak_guard_keeps_from_starting_and_sheds() -> None:
     free = out("free", mode="tariff", rated_w=500)
     ctl = Controller("home", [guarded, free])
     ctl.on_peak(0.0, peak(1500))
-    ctl.on_reading(0.0, {"net_w": 1000, "tariff": 2})
+    ctl.on_reading(0.0, {"net_w": 1000, "tariff": 2, "tariff_low": True})
     assert ctl.outputs["boiler"].level_w == 0
     assert ctl.outputs["free"].level_w == 500  # not guarded
     assert ctl.outputs["boiler"].reason == (
@@ -215,23 +228,23 @@ def test_peak_guard_keeps_from_starting_and_sheds() -> None:
     # 0.5 s; the meter averages over the second, taken as -0.1..0.9 s: 40 % of 500 W):
     # the forecast made from it lacks the other 300 W, which count against the headroom
     ctl.on_peak(1.0, peak(2100))
-    ctl.on_reading(1.0, {"net_w": 1000, "tariff": 2})
+    ctl.on_reading(1.0, {"net_w": 1000, "tariff": 2, "tariff_low": True})
     assert ctl.outputs["boiler"].level_w == 0
     assert ctl.outputs["boiler"].reason == (
         "off: peak guard: 2000 W would exceed the headroom 1800 W "
         "(forecast 400 W, threshold 2500 W)")
     ctl.on_peak(2.0, peak(2100))
-    ctl.on_reading(2.0, {"net_w": 1000, "tariff": 2})
+    ctl.on_reading(2.0, {"net_w": 1000, "tariff": 2, "tariff_low": True})
     assert ctl.outputs["boiler"].level_w == 2000
     # at 3 the meter shows 40 % of it; from 4 on all of it (in the forecast too)
-    ctl.on_reading(3.0, {"net_w": 2300, "tariff": 2})
+    ctl.on_reading(3.0, {"net_w": 2300, "tariff": 2, "tariff_low": True})
     for t in range(4, 7):
         ctl.on_peak(float(t), peak(100))
-        ctl.on_reading(float(t), {"net_w": 3000, "tariff": 2})
+        ctl.on_reading(float(t), {"net_w": 3000, "tariff": 2, "tariff_low": True})
     assert ctl.outputs["boiler"].level_w == 2000
     # a forecast over the threshold sheds it, even though the tariff says on
     ctl.on_peak(7.0, peak(-300))
-    ctl.on_reading(7.0, {"net_w": 3300, "tariff": 2})
+    ctl.on_reading(7.0, {"net_w": 3300, "tariff": 2, "tariff_low": True})
     assert ctl.outputs["boiler"].level_w == 0
     assert ctl.outputs["boiler"].reason.startswith("off: peak guard: headroom -300 W")
     assert ctl.outputs["free"].level_w == 500

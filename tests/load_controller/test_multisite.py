@@ -55,7 +55,7 @@ def all_sites(mosquitto: Any, prefix: str, *args: str) -> Iterator[list[str]]:
 
 def send(sub: Subscriber, t: Topics, site: str, net: float, tariff: int = 2) -> None:
     sub.publish(t.reading(site), {"v": 1, "site": site, "source": "sim", "ts": f"t{next(_ts)}",
-                                  "net_w": net, "tariff": tariff}, qos=0)
+                                  "net_w": net, "tariff": tariff, "tariff_low": tariff == 2}, qos=0)
 
 
 def until_answered(sub: Subscriber, t: Topics, site: str, output: str) -> None:
@@ -101,7 +101,7 @@ def test_three_sites_each_with_its_own_config_and_watchdog(mosquitto: Any) -> No
             assert [(o["id"], o["decision"], o["reason"]) for o in control("a")["outputs"]] == [
                 ("heater", "on", "on: mode on")]
             assert [(o["id"], o["decision"], o["reason"]) for o in control("b")["outputs"]] == [
-                ("boiler", "on", "on: tariff 2 (night)"), ("pump", "off", "off: mode off")]
+                ("boiler", "on", "on: low tariff (night)"), ("pump", "off", "off: mode off")]
             assert control("c")["net_w"] == -1000.0
             assert control("c")["outputs"][0]["level_w"] == 900.0
             assert not sub.on(t.output_sets("ghost")) and not sub.on(t.control("ghost"))

@@ -64,7 +64,7 @@ CONFIG = {"v": 1, "outputs": [
 _ts = itertools.count()
 
 
-def reading(svc: Svc, net: float, tariff: int = 2) -> None:
+def reading(svc: Svc, net: float, tariff: int = 2, tariff_low: bool = True) -> None:
     """One reading, one second after the last; returns once the service has decided on
     it and handed its set / control messages to the client (so the test clock cannot
     move while the service reads it, and no decision of it is still in the making)."""
@@ -72,7 +72,7 @@ def reading(svc: Svc, net: float, tariff: int = 2) -> None:
     handled = service.readings_handled
     clock.t += 1.0
     sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim", "ts": f"t{next(_ts)}",
-                                  "net_w": net, "tariff": tariff}, qos=0)
+                                  "net_w": net, "tariff": tariff, "tariff_low": tariff_low}, qos=0)
     wait_for(lambda: service.readings_handled > handled)
 
 
@@ -114,7 +114,7 @@ def test_config_readings_set_and_control(svc: Svc) -> None:
     Control.model_validate(doc)
     assert doc["net_w"] == 500.0 and doc["watchdog"] is False
     assert [(o["id"], o["decision"], o["reason"]) for o in doc["outputs"]] == [
-        ("boiler", "on", "on: tariff 2 (night)"), ("heater", "on", "on: mode on")]
+        ("boiler", "on", "on: low tariff (night)"), ("heater", "on", "on: mode on")]
     # heartbeat: every reading sends set again with a higher seq
     reading(svc, 500)
     assert latest_set(svc, "heater").json()["seq"] == h["seq"] + 1
@@ -135,7 +135,7 @@ def test_a_retained_reading_is_no_live_meter(mosquitto: Any) -> None:
     sub = Subscriber(mosquitto.port, T.output_sets(site), T.control(site))
     sub.publish(T.config(site, "outputs"), CONFIG, retain=True)
     sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim", "ts": "old",
-                                  "net_w": 700, "tariff": 2}, retain=True)
+                                  "net_w": 700, "tariff": 2, "tariff_low": True}, retain=True)
     # subscribed after the reading topic: once this retained state is in, so was the reading
     sub.publish(T.output_state(site, "heater"), {"v": 1, "ts": "x", "on": False}, retain=True)
     service, runtime, clock = start_service(mosquitto, site)
@@ -258,7 +258,7 @@ def test_cli_process_end_to_end(mosquitto: Any, tmp_path: Any) -> None:
     try:
         def got_set() -> bool:
             sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim",
-                                          "ts": f"t{next(_ts)}", "net_w": 0, "tariff": 2}, qos=0)
+                                          "ts": f"t{next(_ts)}", "net_w": 0, "tariff": 2, "tariff_low": True}, qos=0)
             return bool(sub.on(T.output_set(site, "pump")))
 
         wait_for(got_set, timeout_s=20, interval_s=0.3)
@@ -287,7 +287,7 @@ def test_demo_config_is_the_default_until_a_retained_config_arrives(mosquitto: A
 
     def control() -> Any:
         sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim",
-                                      "ts": f"t{next(_ts)}", "net_w": net[0], "tariff": 1}, qos=0)
+                                      "ts": f"t{next(_ts)}", "net_w": net[0], "tariff": 1, "tariff_low": False}, qos=0)
         return sub.on(T.control(site)) and sub.on(T.control(site))[-1].json()
 
     try:

@@ -88,7 +88,8 @@ class Bridge:
         self.runtime = runtime
         self.site = runtime.settings.site
         self.topics = runtime.topics
-        self.core = core.BridgeCore(settings.layout, self.site, settings.dedup_s)
+        self.core = core.BridgeCore(settings.layout, self.site, settings.dedup_s,
+                                    tariff_low_code=settings.tariff_low_code)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bad_log = RateLimitedLog(log, period_s=60.0, burst=5)

@@ -11,7 +11,7 @@ from datetime import datetime
 from p1common.settings import CommonSettings, SettingsError
 
 from . import frames, layouts
-from .config import DIRECTIONS, BridgeSettings
+from .config import DIRECTIONS, TARIFF_LOW_CHOICES, BridgeSettings
 
 DESCRIPTION = """\
 Bridge between the original DIY project's ESP modules (P1 interface, monitor,
@@ -31,7 +31,7 @@ Commands:
 EPILOG = """\
 environment (flags override): BRIDGE_GROUP, BRIDGE_PORT, BRIDGE_INTERFACE, BRIDGE_TTL,
 BRIDGE_MULTICAST_LOOP, BRIDGE_DIRECTION, BRIDGE_LAYOUT, BRIDGE_LAYOUTS_FILE, BRIDGE_TZ,
-BRIDGE_DEDUP_S; shared: MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT.
+BRIDGE_DEDUP_S, BRIDGE_TARIFF_LOW; shared: MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT.
 See docs/bridge-multicast.md.
 """
 
@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", help="host time zone for frame times (BRIDGE_TZ, default Europe/Brussels)")
     p.add_argument("--dedup-s", type=float,
                    help="window for duplicate and echo detection, s (BRIDGE_DEDUP_S, default 30)")
+    p.add_argument("--tariff-low", choices=TARIFF_LOW_CHOICES,
+                   help="which tariff code of the frames is the low (night) one: 2 for the "
+                        "Belgian meters the modules were built for, 1 for a Dutch meter "
+                        "(BRIDGE_TARIFF_LOW, default 2)")
     p.add_argument("--site", help="site slug (P1_SITE, default home)")
     return p
 
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("group", "port", "interface", "ttl", "loop", "direction", "layout",
-                  "layouts_file", "tz", "dedup_s")
+                  "layouts_file", "tz", "dedup_s", "tariff_low")
     }
     try:
         settings = BridgeSettings.from_env(overrides=overrides)
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         for text in args.frame:
             try:
                 values = frames.parse_frame(text.encode(), settings.layout.key)
-                reading = frames.reading_from_values(values, settings.layout, common.site, now)
+                reading = frames.reading_from_values(values, settings.layout, common.site, now,
+                                                     settings.tariff_low_code)
             except frames.FrameError as exc:
                 print(json.dumps({"error": exc.reason, "message": str(exc)}))
                 status = 1

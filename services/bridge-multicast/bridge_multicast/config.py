@@ -44,6 +44,10 @@ def check_tz(value: str, name: str = "BRIDGE_TZ") -> ZoneInfo:
         raise SettingsError(f"{name}: {value!r} is not a known time zone (e.g. Europe/Brussels)") from None
 
 
+# the legacy modules read Belgian meters (2 = night); 1 for a Dutch meter, none when unknown
+TARIFF_LOW_CHOICES = ("1", "2", "none")
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
     group: str = "224.0.1.3"
@@ -56,6 +60,11 @@ class BridgeSettings:
     extra_layouts: dict[str, Layout] = field(default_factory=dict)
     tz_name: str = "Europe/Brussels"
     dedup_s: float = 30.0
+    tariff_low: str = "2"  # which tariff code of the legacy frames is low: 1, 2 or none
+
+    @property
+    def tariff_low_code(self) -> int | None:
+        return None if self.tariff_low == "none" else int(self.tariff_low)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -107,6 +116,8 @@ class BridgeSettings:
         path, var = pick("layouts_file", "BRIDGE_LAYOUTS_FILE", lambda: env.opt("BRIDGE_LAYOUTS_FILE"))
         if path:
             extra, file_default = layouts.load_layouts_file(str(path), var)
+        tariff_low, _ = pick("tariff_low", "BRIDGE_TARIFF_LOW",
+                             lambda: env.choice("BRIDGE_TARIFF_LOW", "2", TARIFF_LOW_CHOICES))
         name, var = pick("layout", "BRIDGE_LAYOUT", lambda: env.opt("BRIDGE_LAYOUT"))
         layout = layouts.resolve(name, extra, file_default, var if name else "BRIDGE_LAYOUTS_FILE default")
         return cls(
@@ -120,4 +131,5 @@ class BridgeSettings:
             extra_layouts=extra,
             tz_name=str(tz_name),
             dedup_s=float(dedup_s),
+            tariff_low=str(tariff_low),
         )

@@ -92,8 +92,10 @@ class BridgeCore:
         dedup_s: float = 30.0,
         own_address: tuple[str, int] | None = None,
         max_frame_bytes: int = frames.MAX_FRAME_BYTES,
+        tariff_low_code: int | None = 2,
     ) -> None:
         self.layout = layout
+        self.tariff_low_code = tariff_low_code
         self.site = site
         self.own_address = own_address
         self.max_frame_bytes = max_frame_bytes
@@ -110,7 +112,8 @@ class BridgeCore:
             return Verdict("drop", OWN, f"our own frame from {source[0]}:{source[1]}")
         try:
             values = frames.parse_frame(data, self.layout.key, self.max_frame_bytes)
-            reading = frames.reading_from_values(values, self.layout, self.site, host_now)
+            reading = frames.reading_from_values(values, self.layout, self.site, host_now,
+                                                 self.tariff_low_code)
         except frames.FrameError as exc:
             return Verdict("bad", exc.reason, str(exc))
         key = tuple(values)

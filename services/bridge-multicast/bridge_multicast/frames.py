@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from p1common import CONTRACT_VERSION
+from p1common.dsmr.tariff import is_low
 
 from .layouts import FieldSpec, Layout
 
@@ -160,12 +161,15 @@ def frame_time(minute: int, second: int, host_now: datetime) -> datetime:
 
 
 def reading_from_values(
-    values: Sequence[Number], layout: Layout, site: str, host_now: datetime
+    values: Sequence[Number], layout: Layout, site: str, host_now: datetime,
+    tariff_low_code: int | None = 2,
 ) -> dict[str, Any]:
     """A ``reading`` payload (contract v1) from a frame: only what the frame carries.
 
     ``net_w`` (import_w - export_w) and ``import_kwh``/``export_kwh`` (T1 + T2) are
-    added when the frame carries their parts, as p1-reader does.
+    added when the frame carries their parts, as p1-reader does; ``tariff_low`` when
+    the frame carries the tariff and ``tariff_low_code`` says which code is low (the
+    original modules read Belgian meters: 2 = night; ``BRIDGE_TARIFF_LOW``).
     """
     fields = decode_values(values, layout)
     if "minute" in fields:
@@ -190,6 +194,11 @@ def reading_from_values(
             reading[total] = round(reading[t1] + reading[t2], 3)
     if "net_w" not in reading and "import_w" in reading and "export_w" in reading:
         reading["net_w"] = reading["import_w"] - reading["export_w"]
+    if "tariff" in reading:
+        reading["tariff"] = int(reading["tariff"])
+        low = is_low(reading["tariff"], tariff_low_code)
+        if low is not None:
+            reading["tariff_low"] = low
     return reading
 
 

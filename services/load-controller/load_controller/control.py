@@ -146,6 +146,7 @@ class Controller:
         self.prev_net_w: float | None = None
         self.net_w: float | None = None
         self.tariff: int | None = None
+        self.tariff_low: bool | None = None
         self.peak: dict[str, Any] | None = None
         self.peak_t: float | None = None
         self.period_s = 1.0  # telegram period, learnt from the readings
@@ -235,8 +236,9 @@ class Controller:
             step.events.append("meter data is back: normal control resumes")
             self.watchdog = False
         self.net_w = net
-        tariff = reading.get("tariff")
-        self.tariff = tariff if isinstance(tariff, int) else None
+        tariff, tariff_low = reading.get("tariff"), reading.get("tariff_low")
+        self.tariff = tariff if isinstance(tariff, int) and not isinstance(tariff, bool) else None
+        self.tariff_low = tariff_low if isinstance(tariff_low, bool) else None
         ts = ts or str(reading.get("ts") or "")
 
         ordered = self._ordered()
@@ -324,7 +326,7 @@ class Controller:
             elif mode == "on":
                 self._command(rt, now, rt.cfg.rated_w, "on: mode on")
             elif mode == "tariff":
-                on, reason = tariff_on(self.tariff)
+                on, reason = tariff_on(self.tariff_low, self.tariff)
                 self._command(rt, now, rt.cfg.rated_w if on else 0.0, reason)
         # surplus switches that are on: lowest priority first, so it goes off first
         decided: set[str] = set()
@@ -617,6 +619,8 @@ class Controller:
             doc["net_w"] = round(self.net_w, 1)
         if self.tariff is not None:
             doc["tariff"] = self.tariff
+        if self.tariff_low is not None:
+            doc["tariff_low"] = self.tariff_low
         if head is not None:
             doc["headroom_w"] = round(head, 1)
         return doc

@@ -6,7 +6,8 @@
   on after export >= threshold for the on-delay (*inschakelvertraging*), then on for
   at least the minimum on-time (*uitschakelvertraging*) whatever happens, then on
   until there is import again.
-- :func:`tariff_on` is the original tariff switch: on while the meter says tariff 2.
+- :func:`tariff_on` is the original tariff switch: on while the reading says the low tariff
+  is in force (``tariff_low``; Fluvius tariff 2, Dutch tariff 1).
 - :class:`ResponseModel` tells how late a proportional load follows its commands and
   whether it draws at all (a boiler whose thermostat has cut out draws nothing).
 - :func:`proportional_step` moves a proportional load towards its share of the
@@ -133,12 +134,20 @@ class LevelTrack:
 # -- tariff switch -------------------------------------------------------------------
 
 
-def tariff_on(tariff: int | None) -> tuple[bool, str]:
-    if tariff is None:
-        return False, "off: the reading has no tariff"
-    if tariff == 2:
-        return True, "on: tariff 2 (night)"
-    return False, f"off: tariff {tariff} (day)"
+def tariff_on(tariff_low: bool | None, tariff: int | None = None) -> tuple[bool, str]:
+    """On while the low (night) tariff is in force, as the reading says in ``tariff_low``.
+
+    The meter's code alone means nothing here (Dutch 1 = low, Belgian 2 = night): the
+    rule lives in p1common.dsmr.tariff, and a reading without ``tariff_low`` keeps it off.
+    """
+    if tariff_low is None:
+        if tariff is None:
+            return False, "off: the reading has no tariff"
+        return False, (f"off: tariff {tariff}, but the reading does not say whether it is the low one "
+                       "(set P1_TARIFF_LOW on p1-reader)")
+    if tariff_low:
+        return True, "on: low tariff (night)"
+    return False, "off: normal tariff (day)"
 
 
 # -- surplus switch ------------------------------------------------------------------

@@ -88,7 +88,7 @@ class Sample:
 
 def run_loop(controller: Controller, household_w: Callable[[float], float], loads: list[Load],
              duration_s: float, period_s: float = 1.0, start_s: float = 0.0,
-             tariff: Callable[[float], int] | None = None,
+             tariff_low: Callable[[float], bool] | None = None,
              peak: Callable[[float, float], dict[str, Any] | None] | None = None,
              meter_gap: Callable[[float], bool] | None = None,
              latency_s: float = 0.05) -> list[Sample]:
@@ -121,8 +121,8 @@ def run_loop(controller: Controller, household_w: Callable[[float], float], load
         else:
             reading: dict[str, Any] = {"net_w": round(net, 1), "import_w": max(net, 0.0),
                                        "export_w": max(-net, 0.0)}
-            if tariff:
-                reading["tariff"] = tariff(t)
+            if tariff_low:
+                reading["tariff_low"] = tariff_low(t)
             if peak:
                 doc = peak(t, net)
                 if doc is not None:
