@@ -4,6 +4,13 @@
 used by the tests) and otherwise the embedded pure-Python amqtt broker (MQTT
 3.1.1 only, no ``$share``: the services only need 3.1.1). It always binds to an
 explicit address (loopback by default), never 0.0.0.0 unless asked.
+
+The embedded broker is amqtt with one fix the stack relies on: amqtt 0.12.1 sends a
+client that connects the retained messages matching *every* client's subscriptions
+(``Broker._handle_client_session`` loops over the broker-wide subscription table, a
+change of amqtt PR #248), so with a ``p1/#`` watcher open a new subscriber to
+``p1/home/peak`` also got the retained control and output states. Here retained
+messages go only to a session that holds a matching subscription (MQTT-3.3.1-6).
 """
 
 from __future__ import annotations
@@ -41,8 +48,41 @@ def run_mosquitto(binary: str, host: str, port: int) -> int:
             return proc.wait()
 
 
-def run_amqtt(host: str, port: int) -> int:
+class _QuietProbes(logging.Filter):
+    """A TCP connection closed before its CONNECT (a port probe, a health check) is no
+    broker error: amqtt logs it as ERROR + WARNING, left out here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("No data from") or (
+            text.startswith("Failed to initialize client session") and "No data" in text))
+
+
+def rules_broker_class() -> type:
+    """amqtt's ``Broker`` with retained messages sent only to matching subscriptions."""
     from amqtt.broker import Broker
+    from amqtt.session import Session
+
+    class RulesBroker(Broker):  # type: ignore[misc]
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Session
+        ) -> None:
+            # called on SUBSCRIBE (after the subscription is added: right) and, on each
+            # CONNECT, for every filter of every client (wrong): only a filter this
+            # session holds gets its retained messages, at the QoS granted to it
+            topic_filter, _ = subscription
+            granted = [qos for s, qos in self._subscriptions.get(topic_filter, ())
+                       if s.client_id == session.client_id]
+            if granted:
+                await super()._publish_retained_messages_for_subscription(
+                    (topic_filter, granted[0]), session)
+
+    return RulesBroker
+
+
+def run_amqtt(host: str, port: int) -> int:
+    Broker = rules_broker_class()
+    logging.getLogger("amqtt.broker").addFilter(_QuietProbes())
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
