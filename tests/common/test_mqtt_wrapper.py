@@ -1,9 +1,15 @@
+import asyncio
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY
 
 from p1common.mqtt import MqttClient, decode_json_object
 from p1common.settings import parse_mqtt_url
 from p1common.topics import Topics
-from support import Subscriber, wait_for
+from support import Subscriber, free_port, wait_for
 
 
 def test_birth_will_subscribe_and_reconnect(private_mosquitto):
@@ -72,5 +78,78 @@ def test_skip_retained(mosquitto):
     assert fresh == [b'{"import_w": 2}']
     assert every == [b'{"import_w": 1}', b'{"import_w": 2}']
     pub.publish("p1/skipret/reading", b"", retain=True)
+    c.stop()
+    pub.close()
+
+
+def _unmatched(client_id: str) -> float:
+    return REGISTRY.get_sample_value("p1_mqtt_unmatched_messages_total",
+                                     {"client_id": client_id}) or 0.0
+
+
+@contextlib.contextmanager
+def shipped_amqtt() -> Iterator[int]:
+    """amqtt 0.12.1's broker exactly as shipped (not p1-broker's fixed one), on a thread:
+    a real broker that sends a connecting client retained messages it never asked for."""
+    from amqtt.broker import Broker
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    ready, stop_box = threading.Event(), []
+
+    async def main() -> None:
+        broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+                         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                     {"allow_anonymous": True}}})
+        await broker.start()
+        stop = asyncio.Event()
+        stop_box.append(stop)
+        ready.set()
+        await stop.wait()
+        await broker.shutdown()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "amqtt did not start"
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stop_box[0].set)
+        thread.join(10)
+
+
+def test_a_message_no_subscription_matches_is_dropped_and_counted():
+    with shipped_amqtt() as port:
+        watcher = Subscriber(port, "p1/#")  # another client's wildcard subscription
+        watcher.publish("p1/home/control", b'{"outputs":[]}', retain=True)
+        watcher.publish("p1/home/output/boiler/state", b'{"on":true}', retain=True)
+        wait_for(lambda: len(watcher.on("p1/#")) == 2)
+        got: list[tuple[str, bytes]] = []
+        c = MqttClient("svc-strays", parse_mqtt_url(f"mqtt://127.0.0.1:{port}"))
+        c.subscribe("p1/home/peak", lambda t, p: got.append((t, p)))
+        c.start()
+        assert c.wait_connected(10)
+        # the shipped amqtt sends both retained messages on connect: neither reaches a handler
+        wait_for(lambda: _unmatched("svc-strays") == 2, 10)
+        watcher.publish("p1/home/peak", b'{"headroom_w":1}')
+        wait_for(lambda: got)
+        assert got == [("p1/home/peak", b'{"headroom_w":1}')]
+        assert _unmatched("svc-strays") == 2
+        c.stop()
+        watcher.close()
+
+
+def test_shared_subscriptions_are_matched_without_their_prefix(mosquitto):
+    got: list[tuple[str, bytes]] = []
+    pub = Subscriber(mosquitto.port, "p1/status/svc-shared")
+    c = MqttClient("svc-shared", parse_mqtt_url(mosquitto.url))
+    c.subscribe("$share/workers/p1/+/reading", lambda t, p: got.append((t, p)), qos=1)
+    c.start()
+    # "online" comes after the SUBSCRIBE: the broker has the subscription by then
+    wait_for(lambda: [m for m in pub.messages if m.payload == b"online"])
+    pub.publish("p1/shared/reading", b"{}")
+    wait_for(lambda: got)
+    assert got == [("p1/shared/reading", b"{}")]
+    assert _unmatched("svc-shared") == 0
     c.stop()
     pub.close()

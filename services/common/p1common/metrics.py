@@ -19,6 +19,11 @@ MQTT_BAD_PAYLOADS = Counter(
     "p1_mqtt_bad_payloads_total", "MQTT payloads refused (bad JSON, wrong types, too big)",
     ["client_id", "topic_kind"],
 )
+MQTT_UNMATCHED = Counter(
+    "p1_mqtt_unmatched_messages_total",
+    "messages dropped because their topic matches none of the client's subscriptions",
+    ["client_id"],
+)
 MQTT_HANDLER_ERRORS = Counter(
     "p1_mqtt_handler_errors_total", "exceptions raised by message handlers", ["client_id"]
 )

@@ -5,6 +5,10 @@ What it adds to paho: the status contract (last will ``offline`` and birth
 back-off (also when the broker is down at start), subscriptions restored after
 every reconnect, JSON helpers that refuse bad payloads with a count instead of an
 exception, and a clean stop. Handlers run on paho's network thread.
+
+A message whose topic matches none of the client's subscriptions is dropped and
+counted (``p1_mqtt_unmatched_messages_total``): a broker may not send it (amqtt 0.12.1
+sent retained messages of other clients' subscriptions), and no handler should see it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .metrics import (
     MQTT_HANDLER_ERRORS,
     MQTT_PUBLISHED,
     MQTT_RECEIVED,
+    MQTT_UNMATCHED,
 )
 from .settings import MqttUrl
 from .topics import Topics
@@ -115,7 +120,7 @@ class MqttClient:
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        self._client.enable_logger(logging.getLogger("paho"))
+        self._client.logger = _PahoLog(self)  # type: ignore[assignment]
         if url.username:
             self._client.username_pw_set(url.username, url.password)
         if url.tls:
@@ -132,6 +137,7 @@ class MqttClient:
         self._client.on_message = self._on_message
         self._keepalive = keepalive_s
         self._stopping = False
+        self._unmatched_topics: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -231,19 +237,48 @@ class MqttClient:
         MQTT_RECEIVED.labels(self.client_id).inc()
         with self._lock:
             subs = list(self._subs)
-        for pattern, _, handler, skip_retained in subs:
+        matching = [(pattern, handler, skip_retained) for pattern, _, handler, skip_retained in subs
+                    if mqtt.topic_matches_sub(match_pattern(pattern), msg.topic)]
+        if not matching:
+            self._unmatched(msg)
+            return
+        for pattern, handler, skip_retained in matching:
             if skip_retained and msg.retain:
                 continue
-            if mqtt.topic_matches_sub(match_pattern(pattern), msg.topic):
-                try:
-                    handler(msg.topic, bytes(msg.payload))
-                except BadPayload as exc:
-                    kind = self.topics.parse(msg.topic)
-                    MQTT_BAD_PAYLOADS.labels(self.client_id, kind.kind if kind else "other").inc()
-                    log.warning("ignored a bad payload on %s: %s", msg.topic, exc)
-                except Exception:
-                    MQTT_HANDLER_ERRORS.labels(self.client_id).inc()
-                    log.exception("handler for %s failed on %s", pattern, msg.topic)
+            try:
+                handler(msg.topic, bytes(msg.payload))
+            except BadPayload as exc:
+                kind = self.topics.parse(msg.topic)
+                MQTT_BAD_PAYLOADS.labels(self.client_id, kind.kind if kind else "other").inc()
+                log.warning("ignored a bad payload on %s: %s", msg.topic, exc)
+            except Exception:
+                MQTT_HANDLER_ERRORS.labels(self.client_id).inc()
+                log.exception("handler for %s failed on %s", pattern, msg.topic)
+
+    def _unmatched(self, msg: mqtt.MQTTMessage) -> None:
+        """A message no subscription asked for: dropped, counted, logged once per topic."""
+        MQTT_UNMATCHED.labels(self.client_id).inc()
+        first = msg.topic not in self._unmatched_topics
+        if first and len(self._unmatched_topics) < 1000:
+            self._unmatched_topics.add(msg.topic)
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "dropped a%s message on %s: it matches none of this client's subscriptions "
+                "(the broker should not have sent it)", " retained" if msg.retain else "", msg.topic)
+
+
+class _PahoLog:
+    """paho's own log lines (logger ``paho``); once :meth:`MqttClient.stop` has begun, its
+    complaints about the connection ("Client is not connected", a broken pipe when the
+    broker stops at the same time) are part of stopping: INFO, not ERROR."""
+
+    def __init__(self, owner: MqttClient) -> None:
+        self.owner = owner
+        self.logger = logging.getLogger("paho")
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        if self.owner._stopping and level > logging.INFO:
+            level = logging.INFO
+        self.logger.log(level, msg, *args)
 
 
 def _no_delay(client: mqtt.Client) -> None:
