@@ -14,8 +14,9 @@ from recorder.sink import InfluxSink, Outcome
 from support import free_port
 
 
-def lines(n: int, start: int = 0) -> list[str]:
-    return [f"reading,site=home import_w={i} {1768481100 + i}000000000" for i in range(start, start + n)]
+def lines(n: int, start: int = 0, unit: str = "") -> list[str]:
+    """Line protocol in seconds; ``unit="000000000"`` gives the nanoseconds older recorders wrote."""
+    return [f"reading,site=home import_w={i} {1768481100 + i}{unit}" for i in range(start, start + n)]
 
 
 def drain_all(buf: DiskBuffer, batch: int = 7) -> list[str]:
@@ -96,6 +97,20 @@ def test_pump_outage_then_recovery_against_victoriametrics(vm: VictoriaMetrics, 
     assert len(buf) == 0 and pump.written == 33
     series = vm.export()["reading_import_w{site=home}"]
     assert series == [((1768481100 + i) * 1000, float(i)) for i in range(33)]
+
+
+def test_buffer_from_an_older_recorder_in_nanoseconds_lands_on_its_second(
+        vm: VictoriaMetrics, tmp_path: Path) -> None:
+    """Before 0.2 the buffer held nanosecond lines; the sink writes everything with precision s."""
+    DiskBuffer(tmp_path, max_bytes=10_000_000).append(lines(4, unit="000000000"))
+    sink = InfluxSink(vm.url, "token", "org", "bucket", timeout_s=5)
+    buf = DiskBuffer(tmp_path, max_bytes=10_000_000)  # the restart
+    pump = Pump(sink, buf, batch_size=10, flush_s=1.0)
+    pump.add(lines(2, 4), now=0.0)
+    pump.tick(1.0)
+    assert len(buf) == 0 and pump.written == 6
+    assert vm.export()["reading_import_w{site=home}"] == [((1768481100 + i) * 1000, float(i))
+                                                         for i in range(6)]
 
 
 class _TimedSink(InfluxSink):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,6 +40,45 @@ def reading(site: str, i: int) -> dict:
     return {"v": 1, "site": site, "source": "p1", "ts": iso(i), "tariff": 1,
             "import_w": 1000 + i, "export_w": 0, "net_w": 1000 + i,
             "import_kwh": 100 + i / 1000, "l1_voltage_v": 230.5}
+
+
+class Wiretap:
+    """A loopback HTTP proxy in front of the real VictoriaMetrics: keeps each write as it
+    went over the wire (path and query, headers, body bytes), passes it on unchanged and
+    answers what VictoriaMetrics answered."""
+
+    def __init__(self, target: str) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        tap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k: v for k, v in self.headers.items()
+                           if k in ("Content-Type", "Content-Encoding", "Authorization")}
+                tap.requests.append((self.path, dict(self.headers.items()), body))
+                req = urllib.request.Request(target + self.path, data=body, headers=headers,
+                                             method="POST")
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        status, answer = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, answer = exc.code, exc.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class RecorderProc:
@@ -210,11 +254,82 @@ def test_settings_errors_and_check() -> None:
     env = {**os.environ, "INFLUX_URL": "ftp://x", "P1_STATE_DIR": "/tmp/p1-rec-check"}
     bad = subprocess.run([str(BIN)], env=env, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "INFLUX_URL" in bad.stderr
+    env = {**os.environ, "RECORDER_PEAK_EVERY_S": "-1", "P1_STATE_DIR": "/tmp/p1-rec-check"}
+    bad = subprocess.run([str(BIN)], env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "RECORDER_PEAK_EVERY_S" in bad.stderr
     env = {**os.environ, "INFLUX_TOKEN": "s3cret", "RECORDER_SHARD": "1/3"}
     ok = subprocess.run([str(BIN), "--check", "--influx-bucket", "energy", "--sites", "a,b"],
                         env=env, capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     assert "influx_bucket: energy" in ok.stdout and "shard: (1, 3)" in ok.stdout
+    assert "long_bucket: energy_long" in ok.stdout and "peak_every_s: 10" in ok.stdout
     assert "sites: ('a', 'b')" in ok.stdout and "s3cret" not in ok.stdout
     helptext = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, timeout=30)
     assert "INFLUX_TOKEN_FILE" in helptext.stdout and "RECORDER_BUFFER_MAX_MB" in helptext.stdout
+    assert "INFLUX_LONG_BUCKET" in helptext.stdout and "RECORDER_PEAK_EVERY_S" in helptext.stdout
+
+
+def test_gzip_seconds_buckets_tariff_low_and_thinned_peaks_on_the_wire(
+        mosquitto: Mosquitto, vm: VictoriaMetrics, tmp_path: Path) -> None:
+    """What goes over the wire to a real VictoriaMetrics: gzip bodies, precision s, quarter and
+    month records to the long-term bucket, tariff_low as 0/1, peak every 10 s, not every second."""
+    tap = Wiretap(vm.url)
+    prefix = "rec" + uuid.uuid4().hex[:8]
+    rec = RecorderProc(mosquitto, vm, tmp_path, prefix)
+    rec.env["INFLUX_URL"] = tap.url
+    pub = Subscriber(mosquitto.port)
+    t = Topics(prefix)
+    try:
+        rec.start()
+        for i in range(10):  # the low tariff starts at 13:45:05
+            pub.publish(t.reading("home"), {**reading("home", i), "tariff_low": i >= 5})
+        for i in range(25):  # one peak a second, as the forecaster publishes them
+            pub.publish(t.peak("home"), {"v": 1, "site": "home", "ts": iso(i), "quarter_start": iso(0),
+                                         "energy_wh": 1.0, "avg_w": 4.0 * i, "forecast_w": 2.0,
+                                         "threshold_w": 2500.0, "headroom_w": 3.0, "level": "ok",
+                                         "month_peak_w": 2500.0})
+        pub.publish(t.peak_quarter("home"), {"v": 1, "site": "home", "start": iso(0), "end": iso(900),
+                                             "energy_wh": 812.5, "avg_w": 3250, "complete": True,
+                                             "threshold_w": 3500, "warned_at": None})
+        pub.publish(t.peak_month("home"), {"v": 1, "site": "home", "month": "2026-01",
+                                           "peak_w": 4100.5, "peak_start": iso(0),
+                                           "history": [{"month": "2025-02", "peak_w": 3000}],
+                                           "billed_w": 3950.25, "cost_eur_year": 209.36})
+        expected = {
+            "reading_tariff_low{site=home}": [((BASE_S + i) * 1000, 1.0 if i >= 5 else 0.0)
+                                              for i in range(10)],
+            "reading_import_w{site=home}": [((BASE_S + i) * 1000, 1000.0 + i) for i in range(10)],
+            "peak_avg_w{site=home}": [((BASE_S + i) * 1000, 4.0 * i) for i in (0, 10, 20)],
+            "quarter_avg_w{site=home}": [(BASE_S * 1000, 3250.0)],
+            "month_peak_w{site=home}": [(1738368000 * 1000, 3000.0),  # 2025-02-01T00:00:00Z
+                                        (1767225600 * 1000, 4100.5)],  # 2026-01-01T00:00:00Z
+        }
+
+        def arrived() -> bool:
+            got = vm.export()
+            return all(got.get(k) == v for k, v in expected.items())
+
+        wait_for(arrived, 15)
+        rec.stop()  # every batch written: the wire record is complete
+        by_bucket: dict[str, list[str]] = {}
+        for path, headers, body in tap.requests:
+            url = urllib.parse.urlsplit(path)
+            query = dict(urllib.parse.parse_qsl(url.query))
+            assert url.path == "/api/v2/write"
+            assert query["precision"] == "s" and query["org"] == "p1", query
+            assert headers["Content-Encoding"] == "gzip"
+            raw = gzip.decompress(body)
+            assert len(body) < len(raw) or len(raw) < 200  # compressed (tiny bodies may not shrink)
+            by_bucket.setdefault(query["bucket"], []).extend(raw.decode().splitlines())
+        assert set(by_bucket) == {"p1", "p1_long"}
+        assert {line.split(",")[0] for line in by_bucket["p1"]} == {"reading", "peak"}
+        assert {line.split(",")[0] for line in by_bucket["p1_long"]} == {"quarter", "month"}
+        stamps = {line.rsplit(" ", 1)[1] for lines in by_bucket.values() for line in lines}
+        # readings 0..9 s, peaks at 0, 10 and 20 s, the quarter at 0 s, the months: whole seconds
+        assert stamps == {str(BASE_S + i) for i in (*range(10), 10, 20)} | {"1738368000", "1767225600"}
+        assert len([line for line in by_bucket["p1"] if line.startswith("peak,")]) == 3
+    finally:
+        if rec.proc:
+            rec.stop()
+        pub.close()
+        tap.close()

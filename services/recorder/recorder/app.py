@@ -27,12 +27,12 @@ class Recorder:
         self.settings = settings
         self.runtime = runtime
         self.topics = runtime.topics
-        self.mapper = Mapper()
+        self.mapper = Mapper(peak_every_s=settings.peak_every_s)
         buffer_dir = Path(settings.buffer_dir) if settings.buffer_dir else (
             state_dir("recorder") / "buffer")
         self.buffer = DiskBuffer(buffer_dir, int(settings.buffer_max_mb * 1024 * 1024))
         self.sink = InfluxSink(settings.influx_url, settings.influx_token, settings.influx_org,
-                               settings.influx_bucket, settings.timeout_s)
+                               settings.influx_bucket, settings.timeout_s, settings.long_bucket)
         self.pump = Pump(self.sink, self.buffer, settings.batch_size, settings.flush_s,
                          settings.retry_max_s)
         self._stop = threading.Event()
@@ -52,9 +52,11 @@ class Recorder:
     def start(self) -> None:
         for pattern in self.subscriptions():
             self.runtime.mqtt.subscribe(pattern, self.on_message, qos=1)
-        log.info("recording %s into %s (org %s, bucket %s)",
+        log.info("recording %s into %s (org %s, bucket %s, quarters and months in %s, "
+                 "a peak point every %d s)",
                  ", ".join(self.settings.sites) or "every site", self.settings.influx_url,
-                 self.settings.influx_org, self.settings.influx_bucket)
+                 self.settings.influx_org, self.settings.influx_bucket, self.settings.long_bucket,
+                 self.settings.peak_every_s)
         self._thread.start()
 
     def on_message(self, topic: str, payload: bytes) -> None:

@@ -1,20 +1,28 @@
 """Which InfluxDB points a contract message becomes: a table, not code per topic.
 
-Pure: no sockets, no clocks. A message (its parsed topic and decoded JSON) goes
-in, line-protocol lines come out. Every numeric field is written as a float, so
-a value that arrives once as ``0`` and once as ``0.5`` never makes InfluxDB
-refuse a batch for a field type conflict; booleans become ``0.0``/``1.0`` so
-Grafana can graph them. Field names are the contract's names (units in the name).
+Pure: no sockets, no clocks (time is the payload's own). A message (its parsed
+topic and decoded JSON) goes in, line-protocol lines come out, timestamps in whole
+seconds (written with precision ``s``). Every numeric field is written as a float,
+so a value that arrives once as ``0`` and once as ``0.5`` never makes InfluxDB
+refuse a batch for a field type conflict; booleans (``tariff_low``, ``complete``,
+``on`` ...) become ``0.0``/``1.0``, so Flux can average and Grafana can graph them
+(a bool field could not be downsampled with ``mean``). Field names are the
+contract's names (units in the name).
 
-| topic kind | measurement | tags | time |
-|---|---|---|---|
-| ``reading`` | ``reading`` | site | ``ts`` |
-| ``reading`` (gas/water/heat) | ``gas`` / ``water`` / ``heat`` | site | ``gas_ts`` ... |
-| ``peak`` | ``peak`` | site | ``ts`` |
-| ``peak/quarter`` | ``quarter`` | site | ``start`` |
-| ``peak/month`` | ``month`` | site | first day of ``month``, 00:00 UTC |
-| ``output/<id>/state`` | ``output`` | site, output | ``ts`` |
-| ``control`` | ``control`` | site, output | ``ts`` |
+| topic kind | measurement | tags | time | bucket |
+|---|---|---|---|---|
+| ``reading`` | ``reading`` | site | ``ts`` | raw |
+| ``reading`` (gas/water/heat) | ``gas`` / ``water`` / ``heat`` | site | ``gas_ts`` ... | raw |
+| ``peak`` | ``peak`` | site | ``ts`` (decimated, see :class:`PeakThinner`) | raw |
+| ``peak/quarter`` | ``quarter`` | site | ``start`` | long-term |
+| ``peak/month`` | ``month`` | site | first day of ``month``, 00:00 UTC | long-term |
+| ``output/<id>/state`` | ``output`` | site, output | ``ts`` | raw |
+| ``control`` | ``control`` | site, output | ``ts`` | raw |
+
+Quarter and month records go to the long-term bucket only: they are few, they are
+what the capacity tariff bills for years, and a month record is stamped at the start
+of its month (history entries up to 13 months back), older than a raw bucket's
+retention would accept.
 """
 
 from __future__ import annotations
@@ -34,12 +42,12 @@ from p1common.topics import Parsed
 # -- the fields recorded per measurement ------------------------------------------------
 
 def _numeric_fields(model: type[BaseModel], skip: frozenset[str]) -> tuple[str, ...]:
-    """Every number of a contract model, in the model's order: new contract fields are
-    recorded without a change here."""
+    """Every number or boolean of a contract model, in the model's order: new contract
+    fields are recorded without a change here."""
     out = []
     for name, info in model.model_fields.items():
         kinds = get_args(info.annotation) or (info.annotation,)
-        if name not in skip and any(k in (int, float) for k in kinds):
+        if name not in skip and any(k in (int, float, bool) for k in kinds):
             out.append(name)
     return tuple(out)
 
@@ -66,6 +74,11 @@ MBUS_SERIES: tuple[tuple[str, str, str], ...] = (
 
 LEVEL_CODES = {"ok": 0.0, "warn": 1.0, "alarm": 2.0}
 
+# measurements written to the long-term bucket instead of the raw one
+LONG_TERM: frozenset[str] = frozenset({"quarter", "month"})
+
+PEAK_EVERY_S = 10  # default: at most one peak point per 10 s (plus level changes, quarter ends)
+
 _FIELD_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -78,15 +91,16 @@ class Point:
     measurement: str
     tags: tuple[tuple[str, str], ...]
     fields: tuple[tuple[str, float], ...]
-    time_ns: int
+    time_s: int
 
     def line(self) -> str:
-        """Line protocol; tags sorted (what InfluxDB prefers), fields in table order."""
+        """Line protocol, time in seconds; tags sorted (what InfluxDB prefers), fields in
+        table order."""
         head = _escape_key(self.measurement, measurement=True)
         for key, value in sorted(self.tags):
             head += f",{_escape_key(key)}={_escape_key(value)}"
         body = ",".join(f"{_escape_key(k)}={_float(v)}" for k, v in self.fields)
-        return f"{head} {body} {self.time_ns}"
+        return f"{head} {body} {self.time_s}"
 
 
 def _escape_key(text: str, measurement: bool = False) -> str:
@@ -103,8 +117,10 @@ def _float(value: float) -> str:
 
 # -- value conversions -----------------------------------------------------------------------
 
-def parse_ts_ns(value: Any, name: str) -> int:
-    """ISO 8601 with an offset (the contract's timestamps) -> Unix nanoseconds."""
+def parse_ts_s(value: Any, name: str) -> int:
+    """ISO 8601 with an offset (the contract's timestamps) -> Unix seconds, the fraction
+    dropped (the meter's clock has whole seconds; a point belongs to the second it
+    happened in)."""
     if not isinstance(value, str):
         raise MappingError(f"{name}: missing or not a timestamp string")
     try:
@@ -114,16 +130,16 @@ def parse_ts_ns(value: Any, name: str) -> int:
     if dt.tzinfo is None:
         raise MappingError(f"{name}: {value!r} has no UTC offset")
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return delta.days * 86400 + delta.seconds
 
 
-def month_start_ns(month: Any) -> int:
+def month_start_s(month: Any) -> int:
     if not isinstance(month, str) or not re.match(r"^\d{4}-\d{2}$", month):
         raise MappingError(f"month: {month!r} is not YYYY-MM")
     year, mon = int(month[:4]), int(month[5:])
     if not 1 <= mon <= 12:
         raise MappingError(f"month: {month!r} is not YYYY-MM")
-    return parse_ts_ns(f"{year:04d}-{mon:02d}-01T00:00:00+00:00", "month")
+    return parse_ts_s(f"{year:04d}-{mon:02d}-01T00:00:00+00:00", "month")
 
 
 def as_number(value: Any) -> float | None:
@@ -147,14 +163,30 @@ def pick(payload: dict[str, Any], names: Iterable[str]) -> tuple[tuple[str, floa
 # -- one function per topic kind, chosen by the table at the end ------------------------------
 
 @dataclass
-class Mapper:
-    """Turns messages into points; remembers the M-Bus timestamps already recorded.
+class _PeakState:
+    written_s: int  # time of the last peak point written
+    level: float | None  # level_code of the last peak seen
+    quarter: Any  # quarter_start of the last peak seen
+    held: Point | None = None  # the newest peak not written (yet)
 
-    The gas/water/heat values come with every reading (every second) but change
-    once an hour; recording them once per meter timestamp keeps the series small.
+
+@dataclass
+class Mapper:
+    """Turns messages into points; remembers what it needs to keep series small.
+
+    - The gas/water/heat values come with every reading (every second) but change
+      once an hour: each is recorded once per meter timestamp.
+    - ``peak`` also comes every second. A peak point is written when it is the first
+      for its site, when ``peak_every_s`` seconds (payload time) have passed since the
+      last one written (or time went backwards), when its level (ok/warn/alarm)
+      differs from the previous peak's, and at the start of a new quarter, where the
+      last peak of the ended quarter (its final average and forecast) is written
+      first. Every other peak is dropped. ``peak_every_s = 0`` writes them all.
     """
 
+    peak_every_s: int = PEAK_EVERY_S
     _mbus_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _peaks: dict[str, _PeakState] = field(default_factory=dict)
 
     def points(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
         fn = HANDLERS.get(parsed.kind)
@@ -164,11 +196,11 @@ class Mapper:
 
     def reading(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
         site = _site(parsed)
-        time_ns = parse_ts_ns(payload.get("ts"), "ts")
+        time_s = parse_ts_s(payload.get("ts"), "ts")
         out: list[Point] = []
         fields = pick(payload, READING_FIELDS)
         if fields:
-            out.append(Point("reading", (("site", site),), fields, time_ns))
+            out.append(Point("reading", (("site", site),), fields, time_s))
         for measurement, value_name, ts_name in MBUS_SERIES:
             value = as_number(payload.get(value_name))
             if value is None:
@@ -177,11 +209,11 @@ class Mapper:
             if isinstance(ts_text, str):
                 if self._mbus_seen.get((site, measurement)) == ts_text:
                     continue
-                mbus_ns = parse_ts_ns(ts_text, ts_name)
+                mbus_s = parse_ts_s(ts_text, ts_name)
                 self._mbus_seen[(site, measurement)] = ts_text
             else:
-                mbus_ns = time_ns
-            out.append(Point(measurement, (("site", site),), ((value_name, value),), mbus_ns))
+                mbus_s = time_s
+            out.append(Point(measurement, (("site", site),), ((value_name, value),), mbus_s))
         return out
 
     def peak(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
@@ -189,13 +221,34 @@ class Mapper:
         level = LEVEL_CODES.get(payload.get("level"))  # type: ignore[arg-type]
         if level is not None:
             fields += (("level_code", level),)
-        return _one("peak", parsed, fields, parse_ts_ns(payload.get("ts"), "ts"))
+        points = _one("peak", parsed, fields, parse_ts_s(payload.get("ts"), "ts"))
+        if not points:
+            return []
+        return self._thin_peak(_site(parsed), points[0], level, payload.get("quarter_start"))
+
+    def _thin_peak(self, site: str, point: Point, level: float | None, quarter: Any) -> list[Point]:
+        state = self._peaks.get(site)
+        if state is None:
+            self._peaks[site] = _PeakState(point.time_s, level, quarter)
+            return [point]
+        out: list[Point] = []
+        new_quarter = quarter != state.quarter
+        if new_quarter and state.held is not None:
+            out.append(state.held)  # the ended quarter's last word
+        elapsed = point.time_s - state.written_s
+        if (new_quarter or level != state.level or elapsed < 0 or elapsed >= self.peak_every_s):
+            out.append(point)
+            state.written_s, state.held = point.time_s, None
+        else:
+            state.held = point
+        state.level, state.quarter = level, quarter
+        return out
 
     def quarter(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
         fields = pick(payload, QUARTER_FIELDS)
         if "warned_at" in payload:
             fields += (("warned", 0.0 if payload["warned_at"] is None else 1.0),)
-        return _one("quarter", parsed, fields, parse_ts_ns(payload.get("start"), "start"))
+        return _one("quarter", parsed, fields, parse_ts_s(payload.get("start"), "start"))
 
     def month(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
         site = _site(parsed)
@@ -209,8 +262,8 @@ class Mapper:
                 peak_w = as_number(entry.get("peak_w"))
                 if peak_w is not None:
                     out.append(Point("month", (("site", site),), (("peak_w", peak_w),),
-                                     month_start_ns(entry.get("month"))))
-        out.extend(_one("month", parsed, pick(payload, MONTH_FIELDS), month_start_ns(this_month)))
+                                     month_start_s(entry.get("month"))))
+        out.extend(_one("month", parsed, pick(payload, MONTH_FIELDS), month_start_s(this_month)))
         return out
 
     def output_state(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
@@ -220,11 +273,11 @@ class Mapper:
         fields = pick(payload, OUTPUT_FIELDS)
         if not fields:
             return []
-        return [Point("output", tags, fields, parse_ts_ns(payload.get("ts"), "ts"))]
+        return [Point("output", tags, fields, parse_ts_s(payload.get("ts"), "ts"))]
 
     def control(self, parsed: Parsed, payload: dict[str, Any]) -> list[Point]:
         """Every numeric or boolean value of each output's entry (timers, pct, on ...)."""
-        time_ns = parse_ts_ns(payload.get("ts"), "ts")
+        time_s = parse_ts_s(payload.get("ts"), "ts")
         site = _site(parsed)
         outputs = payload.get("outputs")
         out: list[Point] = []
@@ -237,7 +290,7 @@ class Mapper:
             fields = pick(entry, names)
             if fields:
                 out.append(Point("control", (("site", site), ("output", entry["id"])), fields,
-                                 time_ns))
+                                 time_s))
         return out
 
 
@@ -248,10 +301,10 @@ def _site(parsed: Parsed) -> str:
 
 
 def _one(measurement: str, parsed: Parsed, fields: tuple[tuple[str, float], ...],
-         time_ns: int) -> list[Point]:
+         time_s: int) -> list[Point]:
     if not fields:
         return []
-    return [Point(measurement, (("site", _site(parsed)),), fields, time_ns)]
+    return [Point(measurement, (("site", _site(parsed)),), fields, time_s)]
 
 
 HANDLERS: dict[str, Callable[[Mapper, Parsed, dict[str, Any]], list[Point]]] = {

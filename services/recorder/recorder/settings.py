@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from p1common.settings import Env, SettingsError, check_slug
 
+from .mapping import PEAK_EVERY_S
+
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
 
@@ -26,6 +28,8 @@ class RecorderSettings:
     influx_token: str = ""
     influx_org: str = "p1"
     influx_bucket: str = "p1"
+    influx_long_bucket: str = ""  # default: <influx_bucket>_long
+    peak_every_s: int = PEAK_EVERY_S
     batch_size: int = 500
     flush_s: float = 5.0
     buffer_max_mb: float = 100.0
@@ -54,6 +58,8 @@ class RecorderSettings:
             influx_token=token,
             influx_org=env.str("INFLUX_ORG", cls.influx_org),
             influx_bucket=env.str("INFLUX_BUCKET", cls.influx_bucket),
+            influx_long_bucket=env.str("INFLUX_LONG_BUCKET", ""),
+            peak_every_s=env.int("RECORDER_PEAK_EVERY_S", cls.peak_every_s, lo=0, hi=3600),
             batch_size=env.int("RECORDER_BATCH_SIZE", cls.batch_size, lo=1, hi=100_000),
             flush_s=env.float("RECORDER_FLUSH_S", cls.flush_s, lo=0.05, hi=3600),
             buffer_max_mb=env.float("RECORDER_BUFFER_MAX_MB", cls.buffer_max_mb, lo=0.01, hi=1e6),
@@ -66,6 +72,11 @@ class RecorderSettings:
 
     def with_overrides(self, **values: Any) -> RecorderSettings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    @property
+    def long_bucket(self) -> str:
+        """The long-term bucket: quarter and month records (and the downsampled data)."""
+        return self.influx_long_bucket or f"{self.influx_bucket}_long"
 
     def records_site(self, site: str) -> bool:
         if self.sites and site not in self.sites:
