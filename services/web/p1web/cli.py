@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from p1common.service import state_dir
@@ -16,7 +17,8 @@ environment (shared): MQTT_URL, MQTT_CA_FILE, MQTT_CLIENT_ID, P1_TOPIC_PREFIX,
 environment (web): P1_WEB_HOST (0.0.0.0), P1_WEB_PORT (8080),
   P1_WEB_TOKEN / P1_WEB_TOKEN_FILE (write token; generated and stored in the state
   directory when neither is set), P1_WEB_PROTECT_READS (false),
-  P1_WEB_QUARTERS_KEPT (96)
+  P1_WEB_QUARTERS_KEPT (96), P1_WEB_SEED_OUTPUTS (outputs document stored for P1_SITE
+  when it has none yet; make run passes deploy/demo/outputs.json)
 pages: /live /peak /outputs /devices; API description: /docs and /openapi.json
 """
 
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="HTTP port (P1_WEB_PORT, default 8080)")
     p.add_argument("--protect-reads", action="store_true", default=None,
                    help="reads need the token too (P1_WEB_PROTECT_READS)")
+    p.add_argument("--seed-outputs", metavar="FILE",
+                   help="outputs document (JSON) stored and published for the default site "
+                   "when it has none yet; later changes on the page win (P1_WEB_SEED_OUTPUTS)")
     return p
 
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         print(f"p1-web: --port: {args.port} is not a TCP port", file=sys.stderr)
         return 2
+    if args.seed_outputs:
+        web = dataclasses.replace(web, seed_outputs=args.seed_outputs)
     from .service import WebService  # after the settings: a bad value fails fast
 
     try:

@@ -3,10 +3,15 @@
 On every (re)connection to the broker every stored document is published again,
 retained, QoS 1: a broker that lost its retained messages (restart without
 persistence) gets them back, and services that start later find them.
+
+``P1_WEB_SEED_OUTPUTS`` (``--seed-outputs``): an outputs document stored for the
+default site when it has none yet (``make run`` seeds the simulated house's boiler
+and relay this way), so the page and the load-controller share one document.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import signal
@@ -16,17 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from p1common.mqtt import decode_json_object
+from p1common.payloads import OutputsConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json
 from p1common.service import ServiceRuntime
-from p1common.settings import CommonSettings
+from p1common.settings import CommonSettings, SettingsError
 
-from .app import WebContext, create_app
+from .app import WebContext, create_app, field_name
 from .auth import resolve_token
 from .hub import EventHub
 from .live import LiveState
-from .models import SITE_PATTERN
+from .models import SITE_PATTERN, check_document
 from .settings import WebSettings
 from .store import ConfigStore
 
@@ -50,6 +57,8 @@ class WebService:
         log.info("writes need the token from %s; reads are %s", source,
                  "protected" if web.protect_reads else "open")
         self.store = ConfigStore(self.state)
+        if web.seed_outputs:
+            self.seed_outputs(common.site, web.seed_outputs)
         self.live = LiveState(web.quarters_kept)
         self._restore_quarters()
         self.hub = EventHub()
@@ -77,6 +86,24 @@ class WebService:
             self.mqtt.subscribe(pattern, self.on_message, qos)
         self.mqtt.on_connected(self.republish)
         self.server: WebServer | None = None
+
+    def seed_outputs(self, site: str, path: str,
+                     name: str = "--seed-outputs / P1_WEB_SEED_OUTPUTS") -> None:
+        """Store the outputs document of ``path`` for ``site`` unless it has one. The file
+        is checked in any case: a bad one stops the service (SettingsError naming it)."""
+        doc = load_outputs_document(path, name)
+        result = self.store.seed(site, "outputs", doc)
+        ids = ", ".join(o["id"] for o in doc["outputs"]) or "none"
+        if result == "seeded":
+            log.info("outputs of site %s seeded from %s: %s", site, path, ids)
+        elif result == "stored":
+            stored = self.store.get(site, "outputs") or {"outputs": []}
+            log.info("outputs of site %s: the stored document (%s); %s is only for a site "
+                     "without one", site, ", ".join(o["id"] for o in stored["outputs"]) or "none",
+                     path)
+        else:
+            log.warning("outputs of site %s: the stored file is not valid (see above); not "
+                        "seeded from %s, to leave it for you to repair or delete", site, path)
 
     # -- configuration out ------------------------------------------------------------
     def publish_config(self, site: str, scope: str, ident: str | None, doc: dict[str, Any] | None) -> None:
@@ -146,6 +173,27 @@ class WebService:
         if self.server:
             self.hub.close()
             self.server.should_exit = True
+
+
+def load_outputs_document(path: str, name: str) -> dict[str, Any]:
+    """An outputs document from a JSON file, checked like a PUT; SettingsError naming
+    ``name``, the file and the field otherwise."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {path!r} is not JSON: {exc}") from None
+    try:
+        doc = OutputsConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{field_name(e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise SettingsError(f"{name}: {path!r}: {problems}") from None
+    found = check_document("outputs", doc)
+    if found:
+        problems = "; ".join(f"{field_name(loc)}: {msg}" for loc, msg, _ in found)
+        raise SettingsError(f"{name}: {path!r}: {problems}")
+    return doc.model_dump(mode="json")
 
 
 class WebServer(uvicorn.Server):

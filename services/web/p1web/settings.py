@@ -20,6 +20,7 @@ class WebSettings:
     token_file: str | None = None  # P1_WEB_TOKEN_FILE, e.g. a mounted k8s secret
     protect_reads: bool = False  # P1_WEB_PROTECT_READS
     quarters_kept: int = 96  # closed quarters kept for the chart (a day)
+    seed_outputs: str | None = None  # P1_WEB_SEED_OUTPUTS: outputs document stored when none is
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebSettings:
@@ -34,4 +35,5 @@ class WebSettings:
             token_file=env.opt("P1_WEB_TOKEN_FILE"),
             protect_reads=env.bool("P1_WEB_PROTECT_READS", False),
             quarters_kept=env.int("P1_WEB_QUARTERS_KEPT", 96, lo=1, hi=3000),
+            seed_outputs=env.opt("P1_WEB_SEED_OUTPUTS"),
         )

@@ -88,6 +88,19 @@ class ConfigStore:
             atomic_write_json(self.path(site, scope, ident), doc)
             self._docs[(site, scope, ident)] = doc
 
+    def seed(self, site: str, scope: str, doc: dict[str, Any]) -> str:
+        """Store ``doc`` if the site has no such document: neither in memory nor as a file
+        (an invalid file is left for a person to look at, never overwritten). Answers
+        ``"seeded"``, ``"stored"`` (a document exists) or ``"invalid file"``."""
+        with self.lock:
+            if (site, scope, None) in self._docs:
+                return "stored"
+            path = self.path(site, scope, None)
+            if path.exists() or path.with_name(path.name + ".bak").exists():
+                return "invalid file"
+            self.put(site, scope, None, doc)
+            return "seeded"
+
     def delete(self, site: str, scope: str, ident: str | None) -> bool:
         with self.lock:
             if (site, scope, ident) not in self._docs:
