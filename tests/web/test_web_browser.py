@@ -141,7 +141,10 @@ def test_live_page(browser, live_web, artifacts, viewport):
         pg.wait_for_function("document.getElementById('l1_voltage_v').textContent === '234.7 V'")
         assert pg.inner_text("#import_t2_kwh") == "477.305 kWh"
         assert pg.inner_text("#gas_m3") == "453.722 m³"
-        assert pg.inner_text("#tariff") == "1 · day"
+        # a Belgian reading (tariff 1, tariff_low false): T1 is the day register, T2 night
+        assert pg.inner_text("#tariff") == "normal · day"
+        assert pg.inner_text("#t1_label") == "Normal · day (T1)"
+        assert pg.inner_text("#t2_label") == "Low · night (T2)"
         before, after = changes(pg, "#net_w")
         assert before.endswith(" W") and after.endswith(" W")
         changes(pg, "#import_kwh")

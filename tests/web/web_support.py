@@ -84,7 +84,7 @@ class WebProc:
 def reading(site: str, import_w: float, export_w: float = 0.0, n: int = 0, **extra: Any) -> dict[str, Any]:
     doc = {
         "v": 1, "site": site, "source": "sim", "ts": f"2026-01-15T13:{n // 60 % 60:02d}:{n % 60:02d}+01:00",
-        "meter_id": "1SAG1234567890", "tariff": 1,
+        "meter_id": "1SAG1234567890", "tariff": 1, "tariff_low": False,
         "import_t1_kwh": 559.373 + n / 1000, "import_t2_kwh": 477.305,
         "export_t1_kwh": 549.778, "export_t2_kwh": 254.235,
         "import_kwh": 1036.678 + n / 1000, "export_kwh": 804.013,

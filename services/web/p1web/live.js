@@ -13,15 +13,29 @@
   }
   const fit = (v, s) => (v > s ? Math.ceil(v / 1000) * 1000 : s);
 
+  // Which tariff is low comes from the reading (tariff_low, decided per meter family in
+  // p1common.dsmr.tariff): Belgian night = code 2, Dutch low = code 1. Never guessed here.
+  const words = (low) => (low ? "low · night" : "normal · day");
+  function tariff(r) {
+    const t = document.getElementById("tariff");
+    const known = typeof r.tariff_low === "boolean";
+    t.textContent = known ? words(r.tariff_low) : r.tariff != null ? `code ${r.tariff}` : "–";
+    t.title = r.tariff != null ? `meter tariff code ${r.tariff}` : "";
+    t.className = "badge" + (r.tariff_low === true ? " on" : "");
+    // the T1/T2 counter rows: which of the two registers is the low one
+    let lowCode = null;
+    if (known && (r.tariff === 1 || r.tariff === 2)) lowCode = r.tariff_low ? r.tariff : 3 - r.tariff;
+    for (const code of [1, 2])
+      set(`t${code}_label`, lowCode === null ? `Tariff ${code} (T${code})` : `${lowCode === code ? "Low · night" : "Normal · day"} (T${code})`);
+  }
+
   function reading(r) {
     if (!r) return;
     imp(r.import_w || 0, fit(r.import_w || 0, scale.imp));
     exp(r.export_w || 0, fit(r.export_w || 0, scale.exp));
     set("ts", fmt.time(r.ts));
     set("net_w", fmt.w(r.net_w));
-    const t = document.getElementById("tariff");
-    t.textContent = r.tariff === 2 ? "2 · night" : r.tariff === 1 ? "1 · day" : "–";
-    t.className = "badge" + (r.tariff === 2 ? " on" : "");
+    tariff(r);
     set("avg_demand_w", fmt.w(r.avg_demand_w));
     set("month_max_w", fmt.w(r.month_max_w));
     for (const l of ["l1", "l2", "l3"]) {
