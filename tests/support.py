@@ -52,7 +52,10 @@ def mosquitto_bin() -> str | None:
 class Mosquitto:
     """A real Mosquitto broker, config written here, on 127.0.0.1:<free port>."""
 
-    def __init__(self, extra_conf: str = "", anonymous: bool = True) -> None:
+    def __init__(self, extra_conf: str = "", anonymous: bool = True,
+                 render: Callable[[int, Path], str] | None = None) -> None:
+        """``render(port, dir)`` returns a whole configuration instead (a shipped file with
+        its listener and paths pointed here)."""
         binary = mosquitto_bin()
         if not binary:
             raise RuntimeError("mosquitto is not installed (make setup installs it)")
@@ -74,6 +77,8 @@ class Mosquitto:
         ]
         if os.geteuid() == 0:
             lines.append("user root")
+        if render is not None:
+            lines = [render(self.port, self.dir)] + (["user root"] if os.geteuid() == 0 else [])
         self.conf.write_text("\n".join(lines) + "\n" + extra_conf)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -191,21 +196,26 @@ class Stack:
     mqtt_port: int
     web_port: int
     sub: Subscriber
+    output: str = ""  # everything the runner printed, once it has stopped
 
 
 @contextlib.contextmanager
-def running_stack(state_dir: Path) -> Iterator[Stack]:
-    """Start the stack runner on free ports; on exit Ctrl-C it and print its output."""
+def running_stack(state_dir: Path, broker_engine: str = "auto") -> Iterator[Stack]:
+    """Start the stack runner on free ports; on exit Ctrl-C it (SIGINT to its process
+    group, as a terminal does), keep its whole output in ``stack.output`` and print the end."""
     mqtt_port, web_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MQTT_URL", "SERIAL", "INFLUX_URL") and not k.startswith("P1_WEB_")}
+           if k not in ("MQTT_URL", "SERIAL", "INFLUX_URL", "BROKER_ENGINE")
+           and not k.startswith("P1_WEB_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "p1common.runstack", "--mqtt-port", str(mqtt_port),
-         "--web-port", str(web_port), "--state-dir", str(state_dir)],
+         "--web-port", str(web_port), "--state-dir", str(state_dir),
+         "--broker-engine", broker_engine],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     sub: Subscriber | None = None
+    stack: Stack | None = None
     try:
         def connect() -> Subscriber | None:
             try:
@@ -214,7 +224,8 @@ def running_stack(state_dir: Path) -> Iterator[Stack]:
                 return None
 
         sub = wait_for(connect, timeout_s=30, interval_s=0.5)
-        yield Stack(proc, mqtt_port, web_port, sub)
+        stack = Stack(proc, mqtt_port, web_port, sub)
+        yield stack
     finally:
         if sub is not None:
             sub.close()
@@ -224,4 +235,7 @@ def running_stack(state_dir: Path) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
-        print(out.decode(errors="replace")[-4000:])
+        text = out.decode(errors="replace")
+        if stack is not None:
+            stack.output = text
+        print(text[-4000:])

@@ -39,11 +39,72 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitt
         pytest.skip("mosquitto is not installed")
     out = tmp_path_factory.mktemp("mqttsec")
     creds = mkusers(out)
-    conf = (f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}\n"
-            "use_username_as_clientid true\n")
-    broker = Mosquitto(extra_conf=conf, anonymous=False)
+    broker = Mosquitto(render=lambda port, where: shipped_config(port, where, out))
     yield broker, creds
     broker.close()
+
+
+SHIPPED = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+
+
+def shipped_config(port: int, where: Path, generated: Path) -> str:
+    """deploy/mosquitto/mosquitto.conf as shipped, with only its paths and port pointed
+    at this test: the listener on 127.0.0.1:<port>, the mkusers.py output, a data dir."""
+    text = SHIPPED.read_text()
+    assert text.count("\nlistener 1883\n") == 1
+    text = text.replace("\nlistener 1883\n", f"\nlistener {port} 127.0.0.1\n")
+    text = text.replace("/mosquitto/config/generated/", f"{generated}/")
+    (where / "data").mkdir(exist_ok=True)
+    return text.replace("/mosquitto/data/", f"{where / 'data'}/")
+
+
+def test_k3s_broker_config_is_the_same_file() -> None:
+    k3s = REPO / "deploy" / "k3s" / "base" / "mosquitto" / "mosquitto.conf"
+    assert k3s.read_text() == SHIPPED.read_text()
+
+
+def test_a_device_cannot_take_a_service_id_nor_write_its_status(secured: tuple) -> None:
+    """boiler-sw connecting as client id "load-controller" must not kick the real one off,
+    and its retained "offline" on p1/status/load-controller must not reach anybody."""
+    broker, creds = secured
+    drops: list[int] = []
+    service = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="load-controller", protocol=mqtt.MQTTv311)
+    service.username_pw_set("load-controller", creds["load-controller"])
+    service.on_disconnect = lambda c, u, f, rc, p: drops.append(rc.value)  # type: ignore[misc]
+    connected = threading.Event()
+    service.on_connect = lambda c, u, f, rc, p: connected.set()  # type: ignore[misc]
+    service.connect("127.0.0.1", broker.port)
+    service.loop_start()
+    spy = as_user(broker, creds, "p1-recorder", "p1/status/#")
+    try:
+        assert connected.wait(5)
+        service.publish("p1/status/load-controller", "online", qos=1, retain=True).wait_for_publish(5)
+        spy.wait("p1/status/load-controller", 1)
+        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="load-controller",
+                               protocol=mqtt.MQTTv311)
+        intruder.username_pw_set("boiler-sw", creds["boiler-sw"])
+        intruder.connect("127.0.0.1", broker.port)
+        intruder.loop_start()
+        intruder.publish("p1/status/load-controller", "offline", qos=1, retain=True).wait_for_publish(5)
+        # barrier: the intruder's own status (allowed: its id is its user name) arrives after
+        intruder.publish("p1/status/boiler-sw", "online", qos=1).wait_for_publish(5)
+        spy.wait("p1/status/boiler-sw", 1)
+        intruder.loop_stop()
+        intruder.disconnect()
+        # barrier on the service's connection: it still publishes and is heard
+        service.publish("p1/status/load-controller", "still-here", qos=1).wait_for_publish(5)
+        spy.wait("p1/status/load-controller", 2)
+        assert [m.payload for m in spy.on("p1/status/load-controller")] == [b"online", b"still-here"]
+        assert drops == []
+        late = as_user(broker, creds, "p1-recorder", "p1/status/load-controller")
+        try:
+            assert [m.payload for m in late.wait("p1/status/load-controller", 1)] == [b"online"]
+        finally:
+            late.close()
+    finally:
+        service.loop_stop()
+        service.disconnect()
+        spy.close()
 
 
 def connect_rc(port: int, username: str | None, password: str | None) -> int:
