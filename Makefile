@@ -7,8 +7,12 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and the local stack use (installed when missing, as root).
 APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics
 PYTHON ?= python3
+# A real Home Assistant for tests/ha: its own venv on pyenv's Python 3.13.0 (HA 2025.4 needs 3.13)
+HA_PYTHON ?= $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13.0/bin/python
+HA_VENV   := .venv-ha
+HA_STAMP  := $(HA_VENV)/.installed
 
-.PHONY: help setup system-deps run test test-fast bench soak check schemas clean
+.PHONY: help setup system-deps run test test-fast bench soak check schemas clean ha-venv ha-venv-if-possible
 
 help:
 	@echo "make run    - whole stack locally: broker, simulated meter, every service, web page"
@@ -16,6 +20,7 @@ help:
 	@echo "make bench  - benchmarks; results written to BENCHMARKS.md"
 	@echo "make soak   - the long reliability suite (20 broker kills, 100 SIGKILLs, 1M fuzzed telegrams)"
 	@echo "make check  - ruff + mypy"
+	@echo "make ha-venv - Home Assistant 2025.4.4 in $(HA_VENV) for tests/ha (needs pyenv Python 3.13.0; ~4 min)"
 	@echo "make setup  - virtualenv in $(VENV) with every console script"
 
 system-deps:
@@ -39,7 +44,19 @@ setup: system-deps $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/python -m p1common.runstack $(if $(SERIAL),--serial $(SERIAL),)
 
-test: setup
+# Home Assistant 2025.4.4 plus the requirements of the integrations the test sets up
+$(HA_STAMP): tests/ha/requirements.txt
+	test -x $(HA_VENV)/bin/python || $(HA_PYTHON) -m venv $(HA_VENV)
+	$(HA_VENV)/bin/pip install -q --disable-pip-version-check -r tests/ha/requirements.txt
+	touch $(HA_STAMP)
+
+ha-venv: $(HA_STAMP)
+
+ha-venv-if-possible:
+	@if [ -x "$(HA_PYTHON)" ]; then $(MAKE) --no-print-directory ha-venv; \
+	else echo "note: no Python 3.13 at $(HA_PYTHON): the real Home Assistant tests (tests/ha) are skipped"; fi
+
+test: setup ha-venv-if-possible
 	bash scripts/test.sh
 
 test-fast: $(STAMP)
