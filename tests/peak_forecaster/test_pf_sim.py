@@ -40,12 +40,16 @@ def test_replay_of_a_simulated_day_matches_the_meter(sim_day: Path) -> None:
     assert len(qs) == 96
     assert qs[0]["start"] == "2026-01-15T00:00:00+01:00"
     assert qs[-1]["end"] == "2026-01-16T00:00:00+01:00"
-    assert [q["complete"] for q in qs] == [False] + [True] * 95  # the first starts at 00:00:10
+    # the first telegram is at 00:00:10: the 10 s before it come from the meter's 1-0:1.4.0
     readings = list(readings_from([sim_day], "pfsim"))
+    assert readings[0]["ts"] == "2026-01-15T00:00:10+01:00"
+    assert [q["avg_source"] for q in qs] == ["meter"] + ["counters"] * 95
+    assert [q["complete"] for q in qs] == [True] * 96
+    before_wh = round(readings[0]["avg_demand_w"] * 10 / 3600, 3)
     used = readings[-1]["import_kwh"] - readings[0]["import_kwh"]
-    assert round(sum(q["energy_wh"] for q in qs), 3) == round(used * 1000, 3)
+    assert round(sum(q["energy_wh"] for q in qs), 3) == round(used * 1000 + before_wh, 3)
     # the simulated meter's own 1-0:1.4.0 at the last telegram (10 s before the end)
-    for q in qs[1:]:
+    for q in qs:
         assert abs(q["avg_w"] - q["meter_avg_w"]) <= 60, q
     month = [r for r in recs if "month" in r][-1]
     assert month["source"] == "meter" and len(month["history"]) == 12

@@ -157,23 +157,54 @@ class Live(_Model):
     tar: int | None = Field(None, description="tariff")
 
 
+AvgSource = Literal["counters", "meter", "partial"]
+_AVG_SOURCE = (
+    "where the quarter's energy comes from: counters = our import counters from the quarter's "
+    "start; meter = joined mid-way, the energy before the first reading from the meter's "
+    "1-0:1.4.0 (average so far x elapsed), the rest from the counters; partial = joined mid-way "
+    "and the meter sends no 1-0:1.4.0: energy, averages and forecast count only the part seen "
+    "since observed_from (lower bounds; headroom_w an upper bound). Absent from publishers "
+    "older than this field"
+)
+QuarterFlag = Literal["partial", "gap", "meter_replaced", "clock_jump"]
+
+
 class Peak(_Model):
+    """``p1/<site>/peak``: the running quarter, at every reading."""
+
     model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
     ts: Iso
     quarter_start: Iso
-    energy_wh: float
-    avg_w: float
+    energy_wh: float = Field(description="energy of the quarter so far (see avg_source)")
+    avg_w: float = Field(description="energy_wh x 4: the quarter's average if nothing more were drawn")
     forecast_w: float
     threshold_w: float
     headroom_w: float
     level: Literal["ok", "warn", "alarm"]
-    month_peak_w: float
-    meter_avg_demand_w: float | None = None
+    month_peak_w: float = Field(description="this month's peak as billed (never below 2500 W)")
+    meter_avg_demand_w: float | None = Field(
+        None, description="the meter's 1-0:1.4.0 in this reading: energy since the quarter's start / time elapsed")
+    avg_source: AvgSource | None = Field(None, description=_AVG_SOURCE)
+    observed_from: Iso | None = Field(
+        None, description="the first reading of a quarter joined mid-way (avg_source meter or partial)")
+    complete: bool | None = Field(
+        None, description="false while data is missing: a gap over 60 s, a meter swap, or avg_source partial")
+    month_peak_is_floor: bool | None = Field(
+        None, description="month_peak_w is the 2.5 kW minimum, not a quarter of this month")
+    quarter_end: Iso | None = None
+    elapsed_s: float | None = Field(None, description="seconds since quarter_start")
+    algorithm: Literal["default", "baseline"] | None = None
+    power_w: float | None = Field(None, description="smoothed import power (30 s)")
+    meter_diff_w: float | None = Field(
+        None, description="our energy so far / elapsed minus meter_avg_demand_w (like for like)")
+    warned_at: Iso | None = Field(None, description="first alarm of this quarter")
 
 
 class QuarterRecord(_Model):
+    """``p1/<site>/peak/quarter``: one closed quarter."""
+
     model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
@@ -181,10 +212,15 @@ class QuarterRecord(_Model):
     end: Iso
     energy_wh: float
     avg_w: float
-    meter_avg_w: float | None = None
-    complete: bool
+    meter_avg_w: float | None = Field(None, description="the meter's 1-0:1.4.0 in the quarter's last reading")
+    complete: bool = Field(description="false when data was missing (gap, meter swap, avg_source partial)")
     threshold_w: float
     warned_at: Iso | None
+    avg_source: AvgSource | None = Field(None, description=_AVG_SOURCE)
+    flags: list[QuarterFlag] | None = None
+    algorithm: Literal["default", "baseline"] | None = None
+    warned_at_default: Iso | None = None
+    warned_at_baseline: Iso | None = None
 
 
 class MonthPeakEntry(_Model):
@@ -193,15 +229,27 @@ class MonthPeakEntry(_Model):
 
 
 class MonthRecord(_Model):
+    """``p1/<site>/peak/month``: month peak, 12-month history, billed average, cost."""
+
     model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
-    peak_w: float
-    peak_start: Iso | None
+    peak_w: float = Field(description="billed for this month: the meter's 1-0:1.6.0 or ours, never below 2500 W")
+    peak_start: Iso | None = Field(description="when peak_w was reached; null while peak_is_floor")
     history: list[MonthPeakEntry] = Field(max_length=12)
     billed_w: float
     cost_eur_year: float
+    peak_is_floor: bool | None = Field(
+        None, description="peak_w is the 2.5 kW minimum: the month's highest quarter (our_peak_w or "
+        "meter_peak_w, per source) is below it. Absent from publishers older than this field")
+    source: Literal["meter", "ours"] | None = None
+    our_peak_w: float | None = Field(None, description="our highest closed quarter this month, not floored")
+    our_peak_start: Iso | None = None
+    meter_peak_w: float | None = Field(None, description="the meter's 1-0:1.6.0 for this month, not floored")
+    meter_peak_ts: Iso | None = Field(None, description="the timestamp the meter sent with 1-0:1.6.0")
+    meter_diff_w: float | None = Field(None, description="our_peak_w - meter_peak_w")
+    price_eur_per_kw_year: float | None = None
 
 
 class OutputSet(_Model):

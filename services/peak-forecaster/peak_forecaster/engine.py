@@ -162,6 +162,7 @@ class SiteEngine:
                 "warned_at_baseline": self.q_warned_at.get("baseline"),
                 "algorithm": self.settings.algorithm,
                 "flags": q.flags,
+                "avg_source": q.avg_source,
             }
             if rec["meter_avg_w"] is None:
                 del rec["meter_avg_w"]
@@ -221,14 +222,19 @@ class SiteEngine:
             "headroom_w": round(headroom_w(thr, f.forecast_wh, remaining), 1),
             "level": f.level,
             "month_peak_w": round(self.month.peak_w, 1),
+            "month_peak_is_floor": self.month.is_floor,
             "algorithm": self.settings.algorithm,
-            "complete": tr.q_complete,
+            "complete": tr.complete,
+            "avg_source": tr.q_avg_source,
         }
+        if tr.q_avg_source != "counters" and tr.q_first_t is not None:
+            peak["observed_from"] = iso(tr.q_first_t, tr.q_off)
         if self.default.p_fast_w is not None:
             peak["power_w"] = round(self.default.p_fast_w, 1)
         if meter_avg is not None:
             peak["meter_avg_demand_w"] = meter_avg
-            peak["meter_diff_w"] = round(peak["avg_w"] - meter_avg, 1)
+            if elapsed > 0:  # like for like: 1-0:1.4.0 is energy so far / time elapsed
+                peak["meter_diff_w"] = round(energy * 3600.0 / elapsed - meter_avg, 1) + 0.0  # no -0.0
         warned = self.q_warned_at.get(self.settings.algorithm)
         if warned:
             peak["warned_at"] = warned

@@ -56,7 +56,8 @@ class BaselineForecaster:
     """At minute 5 and 10: energy so far extrapolated to 15 min vs the threshold.
 
     Exactly the original: the energy at the check instant (interpolated between
-    the readings around it, like a boundary) times 3 at minute 5 and times 1.5 at
+    the readings around it, like a boundary; pro rata of the energy so far when the
+    quarter was joined after the check) times 3 at minute 5 and times 1.5 at
     minute 10; above the dynamic threshold -> warning, which stays until the next
     quarter. Between checks the published forecast is the plain linear
     extrapolation of the energy so far.
@@ -89,6 +90,10 @@ class BaselineForecaster:
                 e_c = prev_energy_wh + (energy_wh - prev_energy_wh) * (c - prev_elapsed_s) / (
                     elapsed_s - prev_elapsed_s
                 )
+            elif elapsed_s > c and prev_elapsed_s >= elapsed_s:
+                # no reading of this quarter before the check (joined it after that
+                # instant): the energy at the check pro rata of the quarter's so far
+                e_c = energy_wh * c / elapsed_s
             else:
                 e_c = energy_wh
             self.last_check_wh = e_c * QUARTER_S / c

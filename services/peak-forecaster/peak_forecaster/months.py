@@ -3,7 +3,8 @@
 Pure logic. Rules:
 
 - A month's peak is its highest closed quarter (average W), billed never below
-  :data:`FLOOR_W` (2.5 kW).
+  :data:`FLOOR_W` (2.5 kW). While the floor applies, ``peak_is_floor`` says so and
+  ``peak_start`` is null: the floor is no quarter and has no time.
 - Where the meter sends its own values (eMUCS 1.7.1), they are what Fluvius bills,
   so they win: 1-0:1.6.0 for this month's peak, 0-0:98.1.0 for past months. Ours
   is kept beside them and the difference published.
@@ -64,6 +65,12 @@ class MonthState:
     @property
     def source(self) -> str:
         return "meter" if self.meter_peak_w is not None else "ours"
+
+    @property
+    def is_floor(self) -> bool:
+        """``peak_w`` is the 2.5 kW minimum, not a quarter: the month's highest is below it."""
+        raw = self.meter_peak_w if self.meter_peak_w is not None else self.our_peak_w
+        return raw < FLOOR_W
 
     def enter(self, month: str) -> bool:
         """Make ``month`` the running one (at the first quarter opening in it).
@@ -149,15 +156,18 @@ class MonthState:
     def record(self, site: str, price_eur_per_kw_year: float) -> dict[str, Any]:
         """The ``peak/month`` payload."""
         billed = self.billed_w()
-        if self.meter_peak_w is not None:
+        if self.is_floor:
+            peak_start = None  # the floor is no quarter: it has no time
+        elif self.meter_peak_w is not None:
             peak_start = self.meter_peak_ts
         else:
-            peak_start = self.our_peak_start if self.our_peak_w >= FLOOR_W else None
+            peak_start = self.our_peak_start
         return {
             "v": 1,
             "site": site,
             "month": self.month,
             "peak_w": round(self.peak_w, 1),
+            "peak_is_floor": self.is_floor,
             "peak_start": peak_start,
             "history": self.window(),
             "billed_w": round(billed, 1),

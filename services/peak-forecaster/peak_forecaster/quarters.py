@@ -20,6 +20,14 @@ Why the rules are what they are:
 - A meter clock that goes back a little is clamped (time never runs backwards
   inside a quarter); one that goes back more than a quarter re-anchors on the new
   time. A clock that jumps forward is a gap.
+- A quarter joined mid-way (the first reading ever, or the first after a gap too
+  long to spread, comes after the quarter's start) has no counter value at its
+  start. Where the meter sends 1-0:1.4.0 (the quarter's average demand so far:
+  energy since the quarter's start / time elapsed), the energy before the join is
+  that average x the elapsed time minus what the counters saw since the join, and
+  the quarter is whole again (``avg_source`` ``meter``). Without it the quarter
+  counts only from the join (``partial``: its energy is a lower bound, ``complete``
+  false).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ MAX_INTERPOLATED_S = 7 * 86400.0
 """Longer gaps are not spread over (thousands of) quarters: their energy is reported lost."""
 MAX_PLAUSIBLE_W = 250_000.0
 """A counter jump implying more than this is a meter swap, not consumption."""
+AVG_SOURCES = ("counters", "meter", "partial")
+"""Where a quarter's energy comes from: our counters from its start; the meter's
+1-0:1.4.0 for the part before a mid-way join; or only the part we saw (partial)."""
 
 _TZ: dict[int, dt.timezone] = {}
 
@@ -85,6 +96,7 @@ class ClosedQuarter:
     complete: bool
     flags: list[str]
     meter_avg_w: float | None = None
+    avg_source: str = "counters"
 
     @property
     def start(self) -> str:
@@ -126,6 +138,10 @@ class QuarterTracker:
     q_complete: bool = True
     q_flags: list[str] = field(default_factory=list)
     q_meter_avg_w: float | None = None
+    q_avg_source: str = "counters"
+    q_first_t: float | None = None  # first reading of a quarter joined mid-way
+    q_first_wh: float | None = None  # our counter at that reading
+    q_floor_wh: float | None = None  # the counter before the join (None: first start)
 
     # -- persistence ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -135,7 +151,15 @@ class QuarterTracker:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuarterTracker:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        tr = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        if "q_avg_source" not in d:  # a state file from before avg_source
+            if "partial" in tr.q_flags:
+                tr.q_avg_source, tr.q_first_wh = "partial", tr.q_start_wh
+            else:
+                tr.q_avg_source = "counters"
+        if tr.q_avg_source not in AVG_SOURCES:
+            raise ValueError(f"tracker.q_avg_source {tr.q_avg_source!r} is not one of {AVG_SOURCES}")
+        return tr
 
     # -- queries ---------------------------------------------------------------------
     @property
@@ -155,6 +179,11 @@ class QuarterTracker:
     def elapsed_s(self) -> float:
         return (self.last_t or 0.0) - self.q_start
 
+    @property
+    def complete(self) -> bool:
+        """No data missing: no long gap, no meter swap, not ``partial``."""
+        return self.q_complete and self.q_avg_source != "partial"
+
     def _flag(self, flag: str) -> None:
         if flag not in self.q_flags:
             self.q_flags.append(flag)
@@ -164,12 +193,49 @@ class QuarterTracker:
         self.q_complete = complete
         self.q_flags = []
         self.q_meter_avg_w = None
+        self.q_avg_source = "counters"
+        self.q_first_t = self.q_first_wh = self.q_floor_wh = None
+
+    def _join(self, t: float, wh: float, floor_wh: float | None) -> None:
+        """The running quarter was opened at ``t``, after its start: no counter at its start."""
+        if t <= self.q_start:
+            return
+        self.q_avg_source = "partial"
+        self.q_first_t, self.q_first_wh, self.q_floor_wh = t, wh, floor_wh
+        self._flag("partial")
+
+    def _repair(self, t: float, wh: float, meter_avg_w: float | None, step: Step) -> None:
+        """A ``partial`` quarter and the meter's 1-0:1.4.0: the energy before the join.
+
+        1-0:1.4.0 is the quarter's average demand so far (energy since the quarter's
+        start / time elapsed), so the energy since the start is avg x elapsed; minus
+        what our counters counted since the join, that is the part before it. It is
+        kept >= 0 and, after a gap, <= the counter difference across the gap.
+        """
+        if self.q_avg_source != "partial" or meter_avg_w is None or meter_avg_w < 0:
+            return
+        first_wh = self.q_first_wh if self.q_first_wh is not None else self.q_start_wh
+        elapsed = t - self.q_start
+        so_far = meter_avg_w * elapsed / 3600.0
+        before = max(0.0, so_far - (wh - first_wh))
+        if self.q_floor_wh is not None:
+            before = min(before, max(0.0, first_wh - self.q_floor_wh))
+        self.q_start_wh = first_wh - before
+        self.q_avg_source = "meter"
+        self.q_flags = [f for f in self.q_flags if f != "partial"]
+        joined = iso(self.q_first_t, self.q_off) if self.q_first_t is not None else "a restart"
+        step.events.append(
+            f"quarter {iso(self.q_start, self.q_off)} joined mid-way at {joined}: the "
+            f"{before:.1f} Wh before it taken from the meter's 1-0:1.4.0 "
+            f"({meter_avg_w:.0f} W over the {elapsed:.0f} s elapsed)"
+        )
 
     def _close(self, end: float, end_off: int, end_wh: float) -> ClosedQuarter:
         return ClosedQuarter(
             start_t=self.q_start, end_t=end, start_off=self.q_off, end_off=end_off,
-            energy_wh=end_wh - self.q_start_wh, complete=self.q_complete,
+            energy_wh=end_wh - self.q_start_wh, complete=self.complete,
             flags=list(self.q_flags), meter_avg_w=self.q_meter_avg_w,
+            avg_source=self.q_avg_source,
         )
 
     # -- the one entry point -------------------------------------------------------
@@ -181,13 +247,18 @@ class QuarterTracker:
         if self.last_t is None:
             start = quarter_floor(t, off)
             self.offset_wh = 0.0
-            self._open(start, off, counter_wh, complete=(t == start))
-            if t != start:
-                self._flag("partial")
+            self._open(start, off, counter_wh, complete=True)
+            self._join(t, counter_wh, None)
             self.last_t, self.last_off, self.last_wh = t, off, counter_wh
             self.meter_id = meter_id
             self.q_meter_avg_w = meter_avg_w
-            return Step(True, t=t)
+            first = Step(True, t=t)
+            self._repair(t, counter_wh, meter_avg_w, first)
+            if self.q_avg_source == "partial":
+                first.events.append(
+                    f"started mid-quarter at {iso(t, off)} and the meter sends no 1-0:1.4.0: "
+                    f"quarter {iso(start, off)} counts only from then on (partial)")
+            return first
 
         step = Step(True, prev_t=self.last_t, prev_wh=self.last_wh)
         wh = counter_wh + self.offset_wh
@@ -247,12 +318,16 @@ class QuarterTracker:
             closed = self._close(self.q_end, off, end_wh)
             closed.complete = False
             step.closed.append(closed)
-            step.events.append(
-                f"data gap of {gap / 86400:.1f} days: {wh - self.last_wh:.0f} Wh not spread over quarters"
-            )
             start = quarter_floor(t, off)
+            floor_wh = self.last_wh
             self._open(start, off, wh, complete=False)
             self._flag("gap")
+            self._join(t, wh, floor_wh)
+            self._repair(t, wh, meter_avg_w, step)
+            step.events.append(
+                f"data gap of {gap / 86400:.1f} days: {self.q_start_wh - floor_wh:.0f} Wh not spread "
+                "over quarters"
+            )
         else:
             while t >= self.q_end:
                 boundary = self.q_end
@@ -265,5 +340,6 @@ class QuarterTracker:
         self.last_t, self.last_off, self.last_wh = t, off, wh
         if meter_avg_w is not None:
             self.q_meter_avg_w = meter_avg_w
+        self._repair(t, wh, meter_avg_w, step)
         step.t = t
         return step
