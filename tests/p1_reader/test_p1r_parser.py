@@ -11,6 +11,12 @@ from p1_reader.reading import build_live, build_reading, changed
 from p1common.dsmr.parser import TelegramError, decode_hex_text, parse_telegram, parse_timestamp
 from p1common.payloads import Live, Reading
 
+
+def parse_body(data: bytes) -> dict:
+    """Objects in a made-up frame ('/X', no CRC): parsing alone, without the checks that
+    refuse a CRC-less telegram that is not a meter's (see test_line_noise_*)."""
+    return parse_telegram(data, check_crc=False)
+
 FLUVIUS_V171 = {
     "header": "FLU5\\253769484_A",
     "dsmr_version": "50217",
@@ -131,7 +137,7 @@ def test_eon_hungary_frequency_power_factor_four_tariffs_fuses() -> None:
 
 
 def test_total_is_the_sum_of_every_tariff_register() -> None:
-    r = parse_telegram(b"/X\r\n\r\n1-0:1.8.1(1.5*kWh)\r\n1-0:1.8.2(2.25*kWh)\r\n"
+    r = parse_body(b"/X\r\n\r\n1-0:1.8.1(1.5*kWh)\r\n1-0:1.8.2(2.25*kWh)\r\n"
                        b"1-0:1.8.3(0.125*kWh)\r\n1-0:1.8.4(4*kWh)\r\n1-0:2.8.1(1*kWh)\r\n"
                        b"1-0:2.8.2(2*kWh)\r\n1-0:2.8.3(3*kWh)\r\n!\r\n")
     assert (r["import_kwh"], r["export_kwh"]) == (7.875, 6.0)
@@ -146,15 +152,15 @@ def test_limiter_in_a_kva_or_kw() -> None:
     fluvius = parse_telegram(telegram_bytes("dsmr_parser__fluvius_v171.txt"))
     # 0-0:17.0.0(999.9*kW) and 1-0:31.4.0(999*A) mean "no limit": left out, not 999900 W
     assert {"limiter_w", "limiter_a", "limiter_va", "fuse_limit_a"} & fluvius.keys() == set()
-    set_limits = parse_telegram(b"/X\r\n\r\n0-0:17.0.0(013.8*kW)\r\n1-0:31.4.0(025*A)\r\n!\r\n")
+    set_limits = parse_body(b"/X\r\n\r\n0-0:17.0.0(013.8*kW)\r\n1-0:31.4.0(025*A)\r\n!\r\n")
     assert (set_limits["limiter_w"], set_limits["fuse_limit_a"]) == (13800.0, 25.0)
-    assert "limiter_a" not in parse_telegram(b"/X\r\n\r\n0-0:17.0.0(999*A)\r\n!\r\n")
-    odd = parse_telegram(b"/X\r\n\r\n0-0:17.0.0(12*V)\r\n!\r\n")
+    assert "limiter_a" not in parse_body(b"/X\r\n\r\n0-0:17.0.0(999*A)\r\n!\r\n")
+    odd = parse_body(b"/X\r\n\r\n0-0:17.0.0(12*V)\r\n!\r\n")
     assert odd["extra"] == {"0-0:17.0.0": "(12*V)"}
 
 
 def test_reactive_power_per_phase_in_var() -> None:
-    r = parse_telegram(b"/X\r\n\r\n1-0:23.7.0(0001.229*kVAr)\r\n1-0:43.7.0(0.5*kvar)\r\n"
+    r = parse_body(b"/X\r\n\r\n1-0:23.7.0(0001.229*kVAr)\r\n1-0:43.7.0(0.5*kvar)\r\n"
                        b"1-0:63.7.0(12*var)\r\n1-0:24.7.0(0000.391*kVAr)\r\n1-0:44.7.0()\r\n"
                        b"1-0:3.8.0(00001234.432*kVArh)\r\n1-0:4.8.0(000259742*varh)\r\n"
                        b"1-0:14.7.0(49.98*Hz)\r\n1-0:64.7.0(1*kW)\r\n!\r\n")
@@ -288,14 +294,14 @@ def test_timestamp_validation_without_datetime() -> None:
 
 def test_superscript_digit_in_a_count_is_kept_raw_not_a_crash() -> None:
     body = b"/ABC\r\n\r\n1-0:99.97.0(\xb2)(0-0:96.7.19)\r\n0-0:98.1.0(\xb2)(1-0:1.6.0)(1-0:1.6.0)\r\n!\r\n"
-    r = parse_telegram(body)
+    r = parse_body(body)
     assert r["extra"] == {"1-0:99.97.0": "(\xb2)(0-0:96.7.19)",
                           "0-0:98.1.0": "(\xb2)(1-0:1.6.0)(1-0:1.6.0)"}
 
 
 def test_fast_path_falls_back_to_the_general_code() -> None:
     # values the one-lookup fast path does not take: same result as the general code
-    r = parse_telegram(
+    r = parse_body(
         b"/ABC\r\n\r\n1-0:1.7.0(1.5*kW)\r\n1-0:2.7.0(0.0001*kW)\r\n1-0:21.7.0(12*W)\r\n"
         b"1-0:22.7.0()\r\n1-0:1.8.1(12*Wh)\r\n1-0:32.7.0(230)\r\n0-0:96.14.0(0002)(x)\r\n"
         b"0-0:1.0.0(200512135409S)(x)\r\n!\r\n")
@@ -321,3 +327,19 @@ def test_caches_are_bounded_and_history_entries_are_fresh() -> None:
     first = parse_telegram(data)
     first["month_max_history"][0]["peak_w"] = -1.0  # a consumer changing its reading
     assert parse_telegram(data) == FLUVIUS_V171
+
+
+def test_line_noise_without_crc_is_refused() -> None:
+    # a header and a bare '!': the shape of a DSMR 2.2 telegram, none of its content
+    for junk, message in [
+        (b"/\x13\x07\r\n\r\n!\r\n", "is not a meter's (3 letters and a digit)"),
+        (b"/ISk5\\2MT382-1000\r\n\r\n!\r\n", "carries no energy counter nor power"),
+        (b"/ISk5\\2MT382-1000\r\n\r\n0-0:96.14.0(0002)\r\n!\r\n", "carries no energy counter nor power"),
+        (b"/X\r\n\r\n1-0:1.8.1(1.5*kWh)\r\n!\r\n", "'X' is not a meter's"),
+    ]:
+        with pytest.raises(TelegramError, match=re.escape(message)) as err:
+            parse_telegram(junk)
+        assert err.value.reason == "unparsable"
+    # the real DSMR 2.2/3 telegrams without CRC are still read
+    for name in ("dsmr_parser__v2_2.txt", "dsmr_parser__v3.txt", "dsmrreader__iskra.txt"):
+        assert parse_telegram(telegram_bytes(name))["import_t1_kwh"] > 0

@@ -262,6 +262,24 @@ def split_telegram(data: bytes, allow_missing_end: bool = False) -> tuple[str, s
 _VERSION_4_PLUS = re.compile(r"^(?:1-3:0\.2\.8|0-0:96\.1\.4)\(", re.M)
 
 
+# IEC 62056-21 identification: 3 letters of the maker, then the baud-rate digit (ISk5, KFM5, ...)
+_IDENTIFICATION = re.compile(r"^[A-Za-z]{3}\d")
+# what every DSMR 2.2/3 meter sends: an energy counter or the power
+_ESSENTIAL = ("import_t1_kwh", "import_t2_kwh", "import_kwh", "import_w")
+
+
+def _check_without_crc(header: str, out: dict[str, Any]) -> None:
+    """A telegram without CRC (DSMR 2.2/3) is only believed when it looks like a meter's:
+    a maker's identification and at least a counter or the power (line noise that
+    happens to hold a '/' and a '!' is neither)."""
+    if not _IDENTIFICATION.match(header):
+        raise TelegramError(f"telegram without CRC and identification {header[:20]!r} is not a "
+                            "meter's (3 letters and a digit): refused as line noise", "unparsable")
+    if not any(field in out for field in _ESSENTIAL):
+        raise TelegramError("telegram without CRC carries no energy counter nor power: "
+                            "refused as line noise", "unparsable")
+
+
 def check_crc16(data: bytes, crc_text: str, bang: int) -> None:
     if not crc_text:
         return  # DSMR 2.2/3: the end line is a bare '!'
@@ -476,6 +494,8 @@ def parse_telegram(
             elif value:
                 extra[ref] = line[p:]
     _finish(out, mbus)
+    if check_crc and not crc_text:
+        _check_without_crc(header, out)
     tariff = out.get("tariff")
     if tariff is not None:
         family = meter_family(header, body) if tariff_low == "auto" else "unknown"
