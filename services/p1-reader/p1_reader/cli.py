@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -161,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             site = check_slug(args.parse_site or args.site or _env_site(), "--site")
             env_settings = ReaderSettings.from_env()
             check = not args.no_crc and env_settings.check_crc
-            return parse_files(args.files, site, check, args.tariff_low or env_settings.tariff_low)
+            try:
+                return parse_files(args.files, site, check, args.tariff_low or env_settings.tariff_low)
+            except BrokenPipeError:  # `p1-reader parse ... | head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
         settings = ReaderSettings.from_env().with_overrides(
             serial_url=args.serial, profile=args.profile, publish_raw=args.publish_raw,
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
@@ -174,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
             overrides["P1_SITE"] = args.site
         if args.mqtt:
             overrides["MQTT_URL"] = args.mqtt
-        import os
-
         common = CommonSettings.from_env({**os.environ, **overrides})
     except SettingsError as exc:
         print(f"p1-reader: {exc}", file=sys.stderr)
@@ -187,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _env_site() -> str:
-    import os
-
     return os.environ.get("P1_SITE") or "home"
 
 

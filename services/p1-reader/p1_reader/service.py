@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import termios
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -236,7 +237,8 @@ def read_port(
                     log.info("no valid telegram for %.0f s: trying %s", settings.detect_s,
                              _describe(profile))
                     since_good = time.monotonic()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error (switching a tty to 7E1, say) is no OSError: a port fault all the same
             log.warning("lost %s: %s; reopening in %.1f s", settings.serial_url, exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -358,11 +360,27 @@ def run(
         time.sleep(0.5)  # let paho write out the last QoS 0 messages
         runtime.close()
         return 0
+    failed: list[BaseException] = []
     reader = threading.Thread(
-        target=read_port, args=(handler, settings, runtime.stop_event), daemon=True,
+        target=_read_or_stop, args=(handler, settings, runtime.stop_event, failed), daemon=True,
         name="serial",
     )
     reader.start()
     runtime.run_until_stopped()
     reader.join(5)
-    return 0
+    return 1 if failed else 0
+
+
+def _read_or_stop(handler: TelegramHandler, settings: ReaderSettings, stop: threading.Event,
+                  failed: list[BaseException]) -> None:
+    """The serial thread never dies silently: what read_port does not handle as a port
+    fault (a bug) is logged and stops the process with status 1, so that its supervisor
+    (systemd, Docker, k3s) restarts it, instead of a process that says "online" and reads
+    nothing."""
+    try:
+        read_port(handler, settings, stop)
+    except Exception as exc:
+        failed.append(exc)
+        log.critical("serial reader failed: %s: %s; stopping (exit status 1) so that the "
+                     "supervisor restarts p1-reader", type(exc).__name__, exc, exc_info=True)
+        stop.set()
