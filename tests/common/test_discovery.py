@@ -15,6 +15,7 @@ from p1common.discovery import (
     READING_BY_FIELD,
     READING_ENTITIES,
     EntityDescription,
+    TelegramInterval,
     discovery_messages,
     expire_after_s,
     reading_discovery,
@@ -143,3 +144,11 @@ def test_a_bad_field_name_is_refused() -> None:
         EntityDescription("k", "K", field="x}}")
     d = EntityDescription("k", "K", value_template="{{ value_json.a * 2 }}")
     assert value_template(d) == "{{ value_json.a * 2 }}"
+
+
+def test_telegram_interval_is_the_shortest_recent_gap() -> None:
+    iv = TelegramInterval()
+    got = [iv.observe(f"2026-01-15T12:00:{s:02d}+01:00") for s in (0, 1, 3, 4, 5, 15)]
+    assert got == [None, None, None, 1.0, 1.0, 1.0]  # a lost telegram (1 -> 3) changes nothing
+    assert [iv.observe(f"2026-01-15T12:00:{s:02d}+01:00") for s in (25, 35)] == [1.0, 10.0]
+    assert iv.observe(None) == 10.0 and iv.observe("garbage") == 10.0

@@ -180,3 +180,25 @@ def test_settings_from_env_and_errors() -> None:
         ReaderSettings.from_env({"P1_PUBLISH_EVERY": "0"})
     with pytest.raises(SettingsError, match="P1_CHECK_CRC"):
         ReaderSettings.from_env({"P1_CHECK_CRC": "maybe"})
+
+
+def test_expire_after_follows_the_measured_telegram_interval() -> None:
+    """A DSMR 5 meter is assumed to send every second (expire_after 10 s); one that sends
+    every 10 s is re-announced with 60 s once three gaps are seen, then left alone."""
+
+    def at(second: int) -> bytes:
+        return GOOD.replace(b"0-0:1.0.0(190324150520W)",
+                            b"0-0:1.0.0(1903241505%02dW)" % second)
+
+    def expiries(sink: Sink) -> list[int]:
+        return [json.loads(p)["expire_after"] for t, p, *_ in sink.sent
+                if t == "homeassistant/sensor/p1_reader_home/import_kwh/config"]
+
+    slow, fast = Sink(), Sink()
+    h_slow = handler(slow, ha_discovery=True, check_crc=False)
+    h_fast = handler(fast, ha_discovery=True, check_crc=False)
+    for n in range(5):
+        h_slow.feed(at(10 * n))
+        h_fast.feed(at(n))
+    assert expiries(slow) == [10, 60]
+    assert expiries(fast) == [10]

@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import metadata
 from typing import Any, Literal
@@ -215,6 +216,33 @@ def telegram_interval_s(dsmr_version: str | None) -> int:
     return 1 if dsmr_version and str(dsmr_version).startswith("5") else 10
 
 
+class TelegramInterval:
+    """The meter's telegram interval as seen: the shortest meter-clock gap between the
+    last ``window`` accepted telegrams (a lost telegram makes one gap longer, not all)."""
+
+    def __init__(self, window: int = 3) -> None:
+        self.window = window
+        self._last: float | None = None
+        self._gaps: list[float] = []
+
+    def observe(self, ts: str | None) -> float | None:
+        """Feed a reading's ``ts``; the interval in seconds once ``window`` gaps are known."""
+        if not ts:
+            return self.interval_s
+        try:
+            t = datetime.fromisoformat(ts).timestamp()
+        except ValueError:
+            return self.interval_s
+        if self._last is not None and 0 < t - self._last <= 3600:
+            self._gaps = [*self._gaps, t - self._last][-self.window:]
+        self._last = t
+        return self.interval_s
+
+    @property
+    def interval_s(self) -> float | None:
+        return min(self._gaps) if len(self._gaps) >= self.window else None
+
+
 def expire_after_s(interval_s: float, publish_every: int = 1) -> int:
     """How long a meter value stays valid in Home Assistant without a new reading:
     10 telegrams of a 1-second meter, 6 of a 10-second one (at least 10 s, at most
@@ -286,16 +314,19 @@ def reading_discovery(
     reading: Mapping[str, Any] | None,
     publish_every: int = 1,
     on_change: bool = False,
+    interval_s: float | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """p1-reader's configs: one entity per reading field in ``fields`` that has one.
 
-    ``expire_after`` follows the meter's telegram interval times ``publish_every``; with
-    publish-on-change there is none (a quiet meter legitimately sends nothing new)."""
+    ``expire_after`` follows the meter's telegram interval (``interval_s`` as measured,
+    else guessed from the version) times ``publish_every``; with publish-on-change there
+    is none (a quiet meter legitimately sends nothing new)."""
     entities = [READING_BY_FIELD[f] for f in sorted(set(fields) & READING_BY_FIELD.keys())]
     expire = None
     if not on_change:
-        version = reading.get("dsmr_version") if reading else None
-        expire = expire_after_s(telegram_interval_s(version), publish_every)
+        if interval_s is None:
+            interval_s = telegram_interval_s(reading.get("dsmr_version") if reading else None)
+        expire = expire_after_s(interval_s, publish_every)
     return discovery_messages(
         entities, site=site, node=f"p1_reader_{site}", state_topics=state_topic,
         status_topic=status_topic, reading=reading, expire_after=expire)

@@ -19,7 +19,7 @@ from typing import Any
 import serial
 from prometheus_client import Counter, Gauge
 
-from p1common.discovery import reading_discovery
+from p1common.discovery import TelegramInterval, expire_after_s, reading_discovery
 from p1common.dsmr.framer import FramerStats, TelegramFramer
 from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
@@ -115,6 +115,8 @@ class TelegramHandler:
         self.accepted = 0
         self.last_published: dict[str, Any] | None = None
         self.announced: set[str] = set()
+        self.interval = TelegramInterval()  # measured, for Home Assistant's expire_after
+        self.announced_expire: int | None = None
         self.last_reading: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.reading_topic = topics.reading(site)
@@ -159,7 +161,7 @@ class TelegramHandler:
         reading = build_reading(parsed, site=self.site, source=self.source, now=self.clock())
         self.accepted += 1
         self.last_reading = reading
-        if self.settings.ha_discovery and not reading.keys() <= self.announced:
+        if self.settings.ha_discovery and self._discovery_due(reading):
             self.announce(reading)
         if self._due(reading):
             self.publish(self.reading_topic, dumps(reading), 0, True)
@@ -175,6 +177,16 @@ class TelegramHandler:
             return changed(self.last_published, reading)
         return (self.accepted - 1) % self.settings.publish_every == 0
 
+    def _discovery_due(self, reading: dict[str, Any]) -> bool:
+        """New fields, or the measured telegram interval asks for another expire_after
+        than the one announced (guessed from the version at the first telegram)."""
+        interval = self.interval.observe(reading.get("ts"))
+        if not reading.keys() <= self.announced:
+            return True
+        if interval is None or self.announced_expire is None or self.settings.publish_on_change:
+            return False
+        return expire_after_s(interval, self.settings.publish_every) != self.announced_expire
+
     def announce(self, reading: dict[str, Any] | None = None) -> None:
         """Publish discovery for every field seen so far (also on Home Assistant's birth)."""
         with self._lock:
@@ -186,8 +198,10 @@ class TelegramHandler:
                 self.announced, site=self.site, state_topic=self.reading_topic,
                 status_topic=self.status_topic, reading=reading,
                 publish_every=self.settings.publish_every,
-                on_change=self.settings.publish_on_change,
+                on_change=self.settings.publish_on_change, interval_s=self.interval.interval_s,
             )
+            self.announced_expire = next(
+                (p["expire_after"] for _, p in messages if "expire_after" in p), None)
         for topic, payload in messages:
             self.publish(topic, dumps(payload), 1, True)
         log.info("Home Assistant discovery: %d entities announced", len(messages))
