@@ -4,8 +4,11 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# tests/deploy: InfluxData's Flux front end (from npm, with the machine's Node.js and npm) type-checks
+# the dashboards' and the task's Flux
+FLUXCHECK := tests/deploy/fluxcheck/node_modules/.package-lock.json
 # Debian packages the tests and the local stack use (installed when missing, as root).
-APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics
+APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs
 PYTHON ?= python3
 # A real Home Assistant for tests/ha: its own venv on pyenv's Python 3.13.0 (HA 2025.4 needs 3.13)
 HA_PYTHON ?= $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13.0/bin/python
@@ -39,7 +42,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+$(FLUXCHECK): tests/deploy/fluxcheck/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/deploy/fluxcheck --no-audit --no-fund --silent; \
+	else echo "note: npm is missing: the Flux type check of tests/deploy is skipped"; fi
+
+setup: system-deps $(STAMP) $(FLUXCHECK)
 
 run: $(STAMP)
 	$(VENV)/bin/python -m p1common.runstack $(if $(SERIAL),--serial $(SERIAL),)

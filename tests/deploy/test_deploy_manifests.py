@@ -1,5 +1,6 @@
 """Offline checks of deploy/: kustomize builds, Kubernetes schemas, yamllint, compose, hadolint,
-Grafana dashboards against what the recorder writes."""
+shellcheck, the InfluxDB set-up (buckets, task, tokens), Grafana dashboards against what the
+recorder writes, and every Flux script type-checked by InfluxData's Flux front end."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from recorder.mapping import MEASUREMENTS
 from support import REPO
 
 DEPLOY = REPO / "deploy"
+INIT = DEPLOY / "compose" / "influxdb-init"
+FLUXCHECK = Path(__file__).resolve().parent / "fluxcheck"
 SERVICES = ["p1-reader", "peak-forecaster", "load-controller", "bridge-multicast", "p1-web",
             "p1-recorder"]
 
@@ -50,7 +53,7 @@ def overlay_build(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, An
                     "--host", "mosquitto.p1.svc.cluster.local", "--host-network-broker",
                     "mosquitto.p1.svc.cluster.local", "--device", "home:output:boiler"],
                    check=True, capture_output=True, timeout=60)
-    (secrets / "stack.env").write_text("INFLUX_TOKEN=t0ken\nINFLUX_ADMIN_PASSWORD=pw1\n"
+    (secrets / "stack.env").write_text("INFLUX_ADMIN_TOKEN=t0ken\nINFLUX_ADMIN_PASSWORD=pw1\n"
                                        "GRAFANA_ADMIN_PASSWORD=pw2\n")
     out = run(tool("kubectl"), "kustomize", str(root / "k3s" / "overlays" / "pi"))
     assert out.returncode == 0, out.stderr
@@ -136,6 +139,8 @@ def test_no_secret_committed() -> None:
 def test_copies_for_kustomize_are_identical() -> None:
     base = DEPLOY / "k3s" / "base"
     pairs = [(DEPLOY / "mosquitto" / "mosquitto.conf", base / "mosquitto" / "mosquitto.conf"),
+             (INIT / "init.sh", base / "influxdb-init" / "init.sh"),
+             (INIT / "downsample.flux", base / "influxdb-init" / "downsample.flux"),
              (DEPLOY / "grafana" / "provisioning" / "datasources" / "influxdb.yaml",
               base / "grafana" / "datasource.yaml"),
              (DEPLOY / "grafana" / "provisioning" / "dashboards" / "p1.yaml",
@@ -157,7 +162,7 @@ def test_compose_validates_against_the_compose_spec() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     doc = yaml.safe_load(compose.read_text())
     svcs = doc["services"]
-    assert set(svcs) == {*SERVICES, "mosquitto", "influxdb", "grafana"}
+    assert set(svcs) == {*SERVICES, "mosquitto", "influxdb", "influxdb-init", "grafana"}
     for name in SERVICES:
         assert svcs[name]["command"][0] == name
         assert svcs[name]["env_file"] == [f"../mosquitto/generated/env/{name}.env"]
@@ -213,7 +218,8 @@ def test_dashboards_query_what_the_recorder_writes() -> None:
             assert m in MEASUREMENTS, (p["title"], m)
             assert fields <= set(MEASUREMENTS[m]), (p["title"], fields - set(MEASUREMENTS[m]))
             seen |= {(m, fld) for fld in fields}
-    wanted = {("reading", "import_w"), ("reading", "l1_import_w"), ("reading", "import_t1_kwh"),
+    wanted = {("reading", "import_w"), ("reading", "l1_import_w"), ("reading", "import_kwh"),
+              ("reading", "export_kwh"), ("reading", "tariff_low"),
               ("quarter", "avg_w"), ("quarter", "threshold_w"), ("month", "peak_w"),
               ("month", "billed_w"), ("month", "cost_eur_year"), ("output", "pct"),
               ("output", "on"), ("gas", "gas_m3"), ("water", "water_m3")}
@@ -221,3 +227,282 @@ def test_dashboards_query_what_the_recorder_writes() -> None:
     ds = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "influxdb.yaml")
                         .read_text())["datasources"][0]
     assert ds["uid"] == "p1-influxdb" and ds["jsonData"]["version"] == "Flux"
+
+
+# -- InfluxDB: buckets, retention, the downsampling task, tokens -----------------------------------
+
+def dashboards_module() -> Any:
+    sys.path.insert(0, str(DEPLOY / "grafana"))
+    import build_dashboards
+
+    return build_dashboards
+
+
+def test_compose_influxdb_init_tokens_and_retention() -> None:
+    compose = DEPLOY / "compose" / "compose.yaml"
+    svcs = yaml.safe_load(compose.read_text())["services"]
+    raw_days = dashboards_module().RAW_RETENTION_DAYS
+    influx = svcs["influxdb"]["environment"]
+    assert influx["DOCKER_INFLUXDB_INIT_RETENTION"] == f"${{INFLUX_RETENTION:-{raw_days}d}}"
+    assert "/usr/share/zoneinfo:/usr/share/zoneinfo:ro" in svcs["influxdb"]["volumes"]
+    assert svcs["influxdb"]["healthcheck"]["test"][:3] == ["CMD", "influx", "ping"]
+    env_example = (compose.parent / ".env.example").read_text()
+    assert f"\nINFLUX_RETENTION={raw_days}d\n" in env_example and "\nINFLUX_TOKEN=" not in env_example
+    # the admin token: InfluxDB and the init service, nobody else
+    holders = {name for name, svc in svcs.items() if "INFLUX_ADMIN_TOKEN" in json.dumps(svc)}
+    assert holders == {"influxdb", "influxdb-init"}
+    init = svcs["influxdb-init"]
+    assert init["image"] == svcs["influxdb"]["image"] == "influxdb:2.7"  # its influx CLI
+    assert init["entrypoint"] == ["/bin/bash", "/p1-init/init.sh"] and init["restart"] == "no"
+    assert init["depends_on"] == {"influxdb": {"condition": "service_healthy"}}
+    assert init["environment"]["INFLUX_TOKEN"].startswith("${INFLUX_ADMIN_TOKEN:?")
+    assert init["environment"]["P1_TOKEN_DIR"] == "/tokens"
+    assert set(init["volumes"]) == {"./influxdb-init:/p1-init:ro", "grafana-influx-token:/tokens/grafana",
+                                    "recorder-influx-token:/tokens/recorder"}
+    assert init["read_only"] is True and init["cap_drop"] == ["ALL"] and init["cap_add"] == ["CHOWN"]
+    done = {"condition": "service_completed_successfully"}
+    grafana = svcs["grafana"]
+    assert grafana["depends_on"] == {"influxdb-init": done}
+    assert "INFLUX_TOKEN" not in grafana["environment"]
+    assert "grafana-influx-token:/etc/grafana/influx:ro" in grafana["volumes"]
+    rec = svcs["p1-recorder"]
+    assert rec["depends_on"]["influxdb-init"] == done
+    assert rec["environment"]["INFLUX_TOKEN_FILE"] == "/run/influx/token"
+    assert "INFLUX_TOKEN" not in rec["environment"]
+    assert rec["volumes"] == ["p1-state:/var/lib/p1", "recorder-influx-token:/run/influx:ro"]
+
+
+def test_grafana_datasource_reads_the_read_only_token_from_a_file() -> None:
+    ds = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "influxdb.yaml")
+                        .read_text())["datasources"][0]
+    assert ds["type"] == "influxdb" and ds["access"] == "proxy"
+    assert ds["jsonData"] == {"version": "Flux", "organization": "${INFLUX_ORG}",
+                              "defaultBucket": "${INFLUX_BUCKET}", "timeInterval": "1s"}
+    # Grafana expands $__file{} in provisioning files: the file the init service/Job writes
+    assert ds["secureJsonData"] == {"token": "$__file{/etc/grafana/influx/token}"}
+
+
+def test_k3s_influxdb_init_job_rbac_and_token_secrets(overlay_build: list) -> None:
+    raw_days = dashboards_module().RAW_RETENTION_DAYS
+    job = by_kind(overlay_build, "Job")["influxdb-init"]
+    pod = job["spec"]["template"]["spec"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 300 and pod["restartPolicy"] == "OnFailure"
+    assert pod["serviceAccountName"] == "influxdb-init" and pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (c,) = pod["containers"]
+    assert c["image"] == "influxdb:2.7" and c["command"] == ["/bin/bash", "/p1-init/init.sh"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    assert env["INFLUX_TOKEN"] == {"secretKeyRef": {"name": next(
+        n for n in by_kind(overlay_build, "Secret") if n.startswith("p1-secrets-")), "key": "INFLUX_ADMIN_TOKEN"}}
+    assert env["P1_K8S_SECRETS"] == "1" and env["INFLUX_HOST"] == "http://influxdb:8086"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    cms = {re.sub(r"-[a-z0-9]{10}$", "", n): cm for n, cm in by_kind(overlay_build, "ConfigMap").items()}
+    assert cms["influxdb-init"]["data"] == {"init.sh": (INIT / "init.sh").read_text(),
+                                            "downsample.flux": (INIT / "downsample.flux").read_text()}
+    assert cms["p1-settings"]["data"]["INFLUX_RETENTION"] == f"{raw_days}d"
+    # RBAC: the two token Secrets, read and replaced; create (not limitable to a name); nothing more
+    role = by_kind(overlay_build, "Role")["influxdb-init"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"],
+         "resourceNames": ["influx-grafana-token", "influx-recorder-token"], "verbs": ["get", "update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
+    binding = by_kind(overlay_build, "RoleBinding")["influxdb-init"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "influxdb-init"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "influxdb-init", "namespace": "p1"}]
+    assert "influxdb-init" in by_kind(overlay_build, "ServiceAccount")
+    # the admin token: InfluxDB and the Job only
+    holders = {d["metadata"]["name"] for d in overlay_build
+               if d["kind"] in ("Deployment", "Job") and "INFLUX_ADMIN_TOKEN" in json.dumps(d)}
+    assert holders == {"influxdb", "influxdb-init"}
+    assert "INFLUX_TOKEN" not in json.dumps(by_kind(overlay_build, "Deployment")["grafana"]).replace(
+        "INFLUX_TOKEN_FILE", "")
+    deps = by_kind(overlay_build, "Deployment")
+
+    def token_mount(name: str) -> tuple[str, dict[str, Any]]:
+        pod = deps[name]["spec"]["template"]["spec"]
+        (vol,) = [v for v in pod["volumes"] if v["name"] == "influx-token"]
+        (mount,) = [m for c in pod["containers"] for m in c["volumeMounts"] if m["name"] == "influx-token"]
+        return mount["mountPath"], vol["secret"]
+
+    assert token_mount("grafana") == ("/etc/grafana/influx",
+                                      {"secretName": "influx-grafana-token", "defaultMode": 0o440})
+    assert token_mount("p1-recorder") == ("/run/influx",
+                                          {"secretName": "influx-recorder-token", "defaultMode": 0o440})
+    (rec,) = deps["p1-recorder"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "INFLUX_TOKEN_FILE", "value": "/run/influx/token"} in rec["env"]
+    influx = deps["influxdb"]["spec"]["template"]["spec"]
+    assert {"name": "zoneinfo", "hostPath": {"path": "/usr/share/zoneinfo", "type": "Directory"}} \
+        in influx["volumes"]
+
+
+def test_init_script_uses_the_documented_influx_cli_commands() -> None:
+    """The influx CLI 2.x commands as documented (influx bucket create --retention, influx task
+    create --file, influx auth create --read-bucket/--write-bucket with bucket IDs), and
+    shellcheck finds nothing."""
+    text = (INIT / "init.sh").read_text()
+    for command in ('influx bucket list --org "$INFLUX_ORG" --name "$RAW" --hide-headers',
+                    'influx bucket create --org "$INFLUX_ORG" --name "$LONG" --retention "$LONG_RETENTION"',
+                    'influx task create --org "$INFLUX_ORG" --file "$WORK/downsample.flux"',
+                    'influx task update --id "$task_id" --file "$WORK/downsample.flux"',
+                    'influx auth create --org "$INFLUX_ORG" --description "$desc" "$@"',
+                    'ensure_token grafana "${P1_GRAFANA_UID:-472}" --read-bucket "$raw_id" --read-bucket "$long_id"',
+                    'ensure_token recorder "${P1_RECORDER_UID:-10001}" --write-bucket "$raw_id" '
+                    '--write-bucket "$long_id"'):
+        assert command in text, command
+    assert "--all-access" not in text and "--operator" not in text
+    res = run(tool("shellcheck"), str(INIT / "init.sh"))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_downsample_task_aggregates_every_field_once_the_right_way() -> None:
+    """Each field the recorder writes to the raw bucket goes through exactly one of the task's
+    three pipelines: counters and states 'last', level_code 'max', the rest 'mean'."""
+    text = (INIT / "downsample.flux").read_text()
+    assert re.search(r"^option task = \{name: \"p1-downsample-1m\", every: 5m, offset: 1m\}$", text, re.M)
+    blocks = text.split("from(bucket: raw)")[1:]
+    assert len(blocks) == 3
+    fns = [re.search(r"aggregateWindow\(every: 1m, fn: (\w+), timeSrc: \"_start\", createEmpty: false\)",
+                     b).group(1) for b in blocks]  # type: ignore[union-attr]
+    assert fns == ["last", "max", "mean"]
+    assert all("|> to(bucket: long, org: org)" in b for b in blocks)
+    regex = re.search(r"r\._field =~ /(.+?)/", blocks[0]).group(1)  # type: ignore[union-attr]
+    assert f"r._field !~ /{regex}/" in blocks[2]
+    last_names = set(re.findall(r'r\._field == "(\w+)"', blocks[0]))
+    assert last_names == set(re.findall(r'r\._field != "(\w+)"', blocks[2])) - {"level_code"}
+    assert re.findall(r'r\._field == "(\w+)"', blocks[1]) == ["level_code"]
+
+    def pipeline(field: str) -> str:
+        if field == "level_code":
+            return "max"
+        return "last" if re.search(regex, field) or field in last_names else "mean"
+
+    raw_fields = {f for m, fields in MEASUREMENTS.items() if m not in ("quarter", "month") for f in fields}
+    got = {f: pipeline(f) for f in raw_fields}
+    counters = {"import_t1_kwh", "import_kwh", "export_t2_kwh", "reactive_import_kvarh", "gas_m3",
+                "water_m3", "heat_gj", "power_failures", "long_power_failures", "l2_voltage_sags",
+                "l3_voltage_swells", "tariff", "tariff_low", "breaker", "on", "override", "seq"}
+    assert {f for f, fn in got.items() if fn == "last"} == counters | {
+        f for f in raw_fields if f.endswith(("_kwh", "_kvarh", "_sags", "_swells"))}
+    assert got["import_w"] == got["l1_voltage_v"] == got["avg_w"] == got["pct"] == "mean"
+    assert got["level_code"] == "max"
+
+
+# -- the dashboards: buckets, daily energy, month panels, labels -------------------------------------
+
+def dashboard_panels() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for f in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
+        dash = json.loads(f.read_text())
+        out += [(dash["uid"], p) for p in dash["panels"]]
+    return out
+
+
+def test_each_query_reads_the_bucket_its_range_needs() -> None:
+    b = dashboards_module()
+    assert b.LONG_ONLY == ("quarter", "month")  # what the recorder sends to the long-term bucket
+    choose = (f"src = if start >= date.sub(d: {b.RAW_RETENTION_DAYS - 1}d, from: now()) "
+              'then v.defaultBucket else v.defaultBucket + "_long"\n')
+    for uid, p in dashboard_panels():
+        query = p["targets"][0]["query"]
+        (m,) = flux_fields(query)[0]
+        assert "from(bucket: src)" in query and query.count("from(") == 1, (uid, p["title"])
+        assert "range(start: start, stop: v.timeRangeStop)" in query
+        if m in ("quarter", "month"):
+            assert 'src = v.defaultBucket + "_long"\n' in query, p["title"]
+        else:
+            assert choose in query, p["title"]
+        # Grafana replaces every <word>.<bucket|defaultBucket|timeRangeStart|...> in the text
+        assert not re.search(r"[a-zA-Z]\.bucket\b", query)
+
+
+def test_daily_panels_take_each_days_last_value_and_the_difference() -> None:
+    daily = [(uid, p) for uid, p in dashboard_panels() if "per day" in p["title"] and uid == "p1-energy"]
+    assert [p["title"] for _, p in daily] == ["Electricity per day", "Electricity per day, low and normal tariff",
+                                              "Gas per day", "Water per day"]
+    for _, p in dashboard_panels():
+        assert "spread" not in p["targets"][0]["query"], p["title"]
+    for _, p in daily:
+        query = p["targets"][0]["query"]
+        # a day before the range: the first day's base; local days of the dashboard's time zone
+        assert "start = date.sub(d: 1d, from: v.timeRangeStart)\n" in query
+        assert 'tz = if "${__timezone}" == "utc"' in query and "loc = timezone.location(name: tz)" in query
+        # the 15-minute step has no location (pushed down to storage), the daily one has
+        assert '|> aggregateWindow(every: 15m, fn: last, timeSrc: "_start", createEmpty: false)' in query
+        assert "difference(" in query and "nonNegative: true" in query
+        if "tariff" in p["title"]:
+            assert "fn: sum, location: loc" in query and "r._time > start" in query
+        else:
+            assert ('|> aggregateWindow(every: 1d, fn: last, location: loc, timeSrc: "_start", '
+                    'createEmpty: false)\n  |> difference(nonNegative: true)') in query
+
+
+def test_month_panels_show_13_months_whatever_the_dashboard_range() -> None:
+    month = [p for _, p in dashboard_panels() if flux_fields(p["targets"][0]["query"])[0] == {"month"}]
+    assert [p["title"] for p in month] == ["Month peaks and billed average", "Capacity cost per year"]
+    assert all(p["timeFrom"] == "13M" and p["hideTimeOverride"] is False for p in month)
+    assert not [p for _, p in dashboard_panels() if "timeFrom" in p and p not in month]
+
+
+def test_tariff_labels_come_from_tariff_low() -> None:
+    text = " ".join(json.dumps(p) for _, p in dashboard_panels())
+    # no tariff named by a guess from the register number (the old "T1 day / T2 night")
+    assert not re.search(r"night|day tariff|\bday\)|1 day, 2|t[12] (day|night)", text, re.I)
+    (tariff,) = [p for _, p in dashboard_panels() if p["title"].startswith("Tariff")]
+    assert flux_fields(tariff["targets"][0]["query"]) == ({"reading"}, {"tariff_low"})
+    assert tariff["fieldConfig"]["defaults"]["mappings"][0]["options"] == {
+        "0": {"text": "normal", "color": "blue", "index": 0}, "1": {"text": "low", "color": "green", "index": 1}}
+    (split,) = [p for _, p in dashboard_panels() if p["title"] == "Electricity per day, low and normal tariff"]
+    query = split["targets"][0]["query"]
+    for label in ("import, low tariff", "import, normal tariff", "export, low tariff", "export, normal tariff",
+                  "import, tariff unknown", "export, tariff unknown"):
+        assert f'_field: "{label}"' in query
+    assert "import_t1_kwh" not in query and "import_t2_kwh" not in query
+
+
+# -- Flux, type-checked offline -------------------------------------------------------------------------
+
+def grafana_interpolate(query: str) -> str:
+    """What Grafana sends InfluxDB: template variables, then its Flux macros (the rules of
+    Grafana's pkg/tsdb/influxdb/flux/macros.go: every <word>.<macro> is replaced)."""
+    query = query.replace("${site}", "home").replace("${__timezone}", "Europe/Brussels")
+    values = {"timeRangeStart": "2026-01-01T00:00:00Z", "timeRangeStop": "2026-02-01T00:00:00Z",
+              "windowPeriod": "1m0s", "defaultBucket": '"p1"', "bucket": '"p1"', "organization": '"p1"'}
+    for obj, name in set(re.findall(r"([a-zA-Z]+)\.([a-zA-Z]+)", query)):
+        if name in values:
+            query = query.replace(f"{obj}.{name}", values[name])
+    return query
+
+
+def fluxcheck(scripts: dict[str, str]) -> dict[str, list[str]]:
+    node = shutil.which("node")
+    if not node or not (FLUXCHECK / "node_modules" / "@influxdata" / "flux-lsp-browser").exists():
+        if os.environ.get("CI"):
+            pytest.fail("the Flux checker is not installed; `make setup` installs it (node, npm ci)")
+        pytest.skip("the Flux checker is not installed (`make setup`)")
+    res = subprocess.run([node, str(FLUXCHECK / "fluxcheck.mjs")], capture_output=True, text=True, timeout=120,
+                         input=json.dumps([{"name": k, "flux": v} for k, v in scripts.items()]))
+    assert res.returncode == 0, res.stderr
+    got: dict[str, list[str]] = json.loads(res.stdout)
+    assert set(got) == set(scripts)
+    return got
+
+
+def test_every_flux_script_type_checks() -> None:
+    scripts = {f"{uid}: {p['title']}": grafana_interpolate(p["targets"][0]["query"])
+               for uid, p in dashboard_panels()}
+    variable = dashboards_module().template()["list"][0]["query"]
+    scripts["variable site"] = grafana_interpolate(variable)
+    scripts["task"] = (INIT / "downsample.flux").read_text()
+    errors = {name: errs for name, errs in fluxcheck(scripts).items() if errs}
+    assert errors == {}
+    # the check can fail: a wrong argument, an unknown function, a typo in a parameter name
+    task = scripts["task"]
+    bad = {"arg": task.replace("every: 1m, fn: mean", 'every: "1m", fn: mean'),
+           "fn": task.replace("fn: max", "fn: maxx"),
+           "param": scripts["p1-energy: Gas per day"].replace("location: loc", "locaton: loc")}
+    got = fluxcheck(bad)
+    assert any("expected duration but found string" in e for e in got["arg"]), got
+    assert any("undefined identifier maxx" in e for e in got["fn"]), got
+    assert any("unexpected argument locaton" in e for e in got["param"]), got
