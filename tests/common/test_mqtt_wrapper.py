@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -153,3 +154,22 @@ def test_shared_subscriptions_are_matched_without_their_prefix(mosquitto):
     assert _unmatched("svc-shared") == 0
     c.stop()
     pub.close()
+
+
+def test_a_broker_not_listening_yet_is_no_error(private_mosquitto, caplog):
+    """``make run`` starts the broker with the services: a service may try before it
+    listens. paho logs "Client is not connected" as ERROR on every retry; here: DEBUG,
+    with one INFO line of the wrapper, and no ERROR at all once the broker is there."""
+    caplog.set_level(logging.DEBUG)
+    private_mosquitto.stop()
+    c = MqttClient("svc-early", parse_mqtt_url(private_mosquitto.url), max_backoff_s=1)
+    c.start()
+    wait_for(lambda: "not reachable yet" in caplog.text, 10)
+    wait_for(lambda: "Client is not connected" in caplog.text, 10)  # paho retried meanwhile
+    private_mosquitto.start()
+    assert c.wait_connected(10)
+    c.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "p1common.mqtt"][:2] == [
+        f"connecting to {private_mosquitto.url} as svc-early",
+        f"broker {private_mosquitto.url} not reachable yet; retrying with back-off"]

@@ -28,6 +28,12 @@ import tempfile
 log = logging.getLogger("p1-broker")
 
 
+def find_mosquitto() -> str | None:
+    """The mosquitto binary (Debian puts it in /usr/sbin, not always on a user's PATH)."""
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
 def run_mosquitto(binary: str, host: str, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="p1-broker-") as tmp:
         os.chmod(tmp, 0o700)
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s p1-broker %(message)s")
     for noisy in ("amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    binary = find_mosquitto()
     if args.engine == "mosquitto" or (args.engine == "auto" and binary):
         if not binary:
             ap.error("mosquitto is not installed")

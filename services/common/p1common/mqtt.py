@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ from .topics import Topics
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+UNREACHABLE_WARN_S = 10.0  # a broker unreachable this long is worth a WARNING
 MAX_JSON_BYTES = 256 * 1024
 
 
@@ -133,11 +135,14 @@ class MqttClient:
         )
         self._client.max_queued_messages_set(10000)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._keepalive = keepalive_s
         self._stopping = False
         self._unmatched_topics: set[str] = set()
+        self._unreachable_since: float | None = None  # first failed attempt of this outage
+        self._unreachable_warned = False
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -205,6 +210,7 @@ class MqttClient:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self.connect_count += 1
+        self._unreachable_since, self._unreachable_warned = None, False
         _no_delay(client)
         log.info("connected to %s (connection #%d)", self.url.redacted(), self.connect_count)
         with self._lock:
@@ -225,6 +231,22 @@ class MqttClient:
                 fn()
             except Exception:
                 log.exception("connect listener failed")
+
+    def _on_connect_fail(self, client, userdata) -> None:  # type: ignore[no-untyped-def]
+        """A connection attempt failed (paho retries with back-off). The first of an outage
+        is INFO (at start the broker may simply not listen yet: ``make run`` starts it with
+        the services); still failing after UNREACHABLE_WARN_S, one WARNING."""
+        if self._stopping:
+            return
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            log.info("broker %s not reachable%s; retrying with back-off", self.url.redacted(),
+                     " yet" if self.connect_count == 0 else "")
+        elif not self._unreachable_warned and now - self._unreachable_since >= UNREACHABLE_WARN_S:
+            self._unreachable_warned = True
+            log.warning("cannot reach the broker %s for %.0f s; still retrying",
+                        self.url.redacted(), now - self._unreachable_since)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         was = self.connected.is_set()
@@ -267,16 +289,20 @@ class MqttClient:
 
 
 class _PahoLog:
-    """paho's own log lines (logger ``paho``); once :meth:`MqttClient.stop` has begun, its
-    complaints about the connection ("Client is not connected", a broken pipe when the
-    broker stops at the same time) are part of stopping: INFO, not ERROR."""
+    """paho's own log lines (logger ``paho``), with two corrections. "Client is not
+    connected", which paho logs as ERROR on every retry while the broker is unreachable,
+    is DEBUG: the wrapper says itself what happens (connecting, not reachable yet, lost,
+    connected). And once :meth:`MqttClient.stop` has begun, complaints about the
+    connection (a broken pipe when the broker stops at the same time) are INFO."""
 
     def __init__(self, owner: MqttClient) -> None:
         self.owner = owner
         self.logger = logging.getLogger("paho")
 
     def log(self, level: int, msg: str, *args: Any) -> None:
-        if self.owner._stopping and level > logging.INFO:
+        if msg.startswith("Client is not connected"):
+            level = logging.DEBUG
+        elif self.owner._stopping and level > logging.INFO:
             level = logging.INFO
         self.logger.log(level, msg, *args)
 

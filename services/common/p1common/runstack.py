@@ -3,8 +3,13 @@
 Starts a broker (Mosquitto when installed, else the embedded amqtt broker; none
 when ``MQTT_URL`` is set), the meter simulator on a pty (or a real meter with
 ``--serial``), p1-reader on it, and every other service, under honcho (one
-coloured log stream, Ctrl-C stops everything). ``--procfile`` prints the Procfile
-instead of running it, for people who prefer ``honcho start`` or foreman.
+coloured log stream). The simulated house's boiler and relay
+(deploy/demo/outputs.json) are stored by the web on the first run and published
+retained on p1/config/<site>/outputs, where the load-controller reads them: change
+them on the Outputs page. Ctrl-C stops the services first, then the simulated
+meter, then the broker, and exits 0 when every process stopped cleanly. ``--procfile`` prints the Procfile
+instead of running it, for people who prefer ``honcho start`` or foreman (those
+stop every process at once: the services may then log that the broker went away).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import shlex
 import socket
 import sys
 from pathlib import Path
+from typing import Any
+
+from .broker import find_mosquitto
 
 # service -> (python module that must exist, command); {vars} filled in below
 SERVICES: list[tuple[str, str, str]] = [
@@ -23,8 +31,8 @@ SERVICES: list[tuple[str, str, str]] = [
      "meter-sim --pty-link {pty} --speed {speed} --seed {seed} --mqtt {mqtt_url}"),
     ("p1-reader", "p1_reader.cli", "p1-reader --serial {serial}"),
     ("peak-forecaster", "peak_forecaster.cli", "peak-forecaster"),
-    ("load-controller", "load_controller.cli", "load-controller --config {demo_outputs} --speed {speed}"),
-    ("web", "p1web.cli", "p1-web --host 127.0.0.1 --port {web_port}"),
+    ("load-controller", "load_controller.cli", "load-controller --speed {speed}"),
+    ("web", "p1web.cli", "p1-web --host 127.0.0.1 --port {web_port} --seed-outputs {demo_outputs}"),
     ("recorder", "recorder.cli", "p1-recorder"),
     ("bridge-multicast", "bridge_multicast.cli", "bridge-multicast"),
 ]
@@ -71,9 +79,16 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
     else:
         port = pick_port(args.mqtt_port)
         mqtt_url = f"mqtt://127.0.0.1:{port}"
-        procs.append(("broker", f"p1-broker --host 127.0.0.1 --port {port}"))
+        engine = args.broker_engine
+        if engine == "auto":
+            engine = "mosquitto" if find_mosquitto() else "amqtt"
+        procs.append(("broker", f"p1-broker --host 127.0.0.1 --port {port} --engine {engine}"))
         env["MQTT_URL"] = mqtt_url
-        notes.append(f"broker: {mqtt_url} (watch it: mosquitto_sub -h 127.0.0.1 -p {port} -t 'p1/#' -v)")
+        what = ("Mosquitto" if engine == "mosquitto" else
+                "embedded amqtt broker" + ("" if args.broker_engine == "amqtt" else
+                                           " (Mosquitto is not installed: sudo make system-deps)"))
+        notes.append(f"broker: {what} on {mqtt_url}")
+        notes.append(f"  watch every message: mosquitto_sub -h 127.0.0.1 -p {port} -t 'p1/#' -v")
     web_port = pick_port(args.web_port)
     values = {
         "pty": shlex.quote(str(run_dir / "meter.pty")),
@@ -97,11 +112,16 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         if not has_module(module):
             notes.append(f"{name}: not built yet")
             continue
-        if name == "load-controller" and args.serial:
-            cmd = "load-controller"  # a real house: outputs only from the web page, no demo loads
+        if name == "web" and args.serial:
+            cmd = cmd.split(" --seed-outputs")[0]  # a real house: no demo loads, outputs from the page
         procs.append((name, cmd.format(**values)))
         if name == "web":
-            notes.append(f"web page: http://127.0.0.1:{web_port}/")
+            notes.append(f"web page: http://127.0.0.1:{web_port}/ (the write token is in "
+                         f"{Path(env['P1_STATE_DIR']) / 'web' / 'token'})")
+            if not args.serial:
+                notes.append("outputs: the simulated boiler and relay1 (deploy/demo/outputs.json, "
+                             f"stored by the web when it has none): change them on "
+                             f"http://127.0.0.1:{web_port}/outputs")
     if args.serial:
         notes.append(f"meter: {args.serial}")
     return procs, env, notes
@@ -120,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default=os.environ.get("P1_STATE_DIR", "var"), help="state folder")
     ap.add_argument("--bridge", action="store_true", default=bool(os.environ.get("BRIDGE")),
                     help="also run bridge-multicast (joins 224.0.1.3 on the LAN)")
+    ap.add_argument("--broker-engine", choices=("auto", "mosquitto", "amqtt"),
+                    default=os.environ.get("BROKER_ENGINE") or "auto",
+                    help="local broker: auto = Mosquitto when installed, else the embedded "
+                    "amqtt broker (BROKER_ENGINE)")
     ap.add_argument("--procfile", action="store_true", help="print the Procfile and exit")
     args = ap.parse_args(argv)
     procs, env, notes = plan(args, dict(os.environ))
@@ -127,18 +151,66 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in procs:
             print(f"{name}: {cmd}")
         return 0
-    from honcho.manager import Manager
     from honcho.printer import Printer
 
     print("P1 energy stack, local run", flush=True)
     for note in notes:
         print(f"  {note}", flush=True)
-    print("  Ctrl-C stops everything.", flush=True)
-    manager = Manager(Printer(sys.stdout))
+    print("  Ctrl-C stops everything: the services, then the simulated meter, then the broker.",
+          flush=True)
+    manager = ordered_manager(Printer(sys.stdout), later=("meter-sim", "broker"))
     for name, cmd in procs:
-        manager.add_process(name, cmd, env=env)
+        # exec: the process honcho watches is the service itself, not a shell around it,
+        # so its exit code is the service's own (0 after a clean stop)
+        manager.add_process(name, f"exec {cmd}", env=env)
     manager.loop()
-    return int(manager.returncode or 0)
+    rcs = {name: p.get("returncode") for name, p in manager._processes.items()}
+    if manager.returncode in (130, 143) and all(rc == 0 for rc in rcs.values()):
+        return 0  # stopped by Ctrl-C / SIGTERM and every process ended cleanly
+    return int(manager.returncode or 0) or (1 if any(rcs.values()) else 0)
+
+
+def ordered_manager(printer: Any, later: tuple[str, ...]) -> Any:
+    """honcho's Manager, except that stopping sends SIGTERM to every process not in
+    ``later`` first, then to each of ``later`` in turn once everything before it has
+    ended: p1-reader stops before its simulated meter, and every service says
+    ``offline`` and disconnects while the broker is still there. (honcho alone stops all
+    at once; it still SIGKILLs whatever is left 5 s after the first process ended.)"""
+    from honcho.manager import Manager
+
+    class OrderedManager(Manager):  # type: ignore[misc]
+        stopping = False
+
+        def _killall(self, force: bool = False) -> None:
+            if force:
+                super()._killall(force=True)
+                return
+            self.stopping = True
+            self._stop_next()
+
+        def _stop_next(self) -> None:
+            """SIGTERM to the next group still running, once the groups before it ended."""
+            if not self.stopping:
+                return
+            groups = [[n for n in self._processes if n not in later]] + [[n] for n in later]
+            for group in groups:
+                running = [n for n in group if n in self._processes
+                           and "returncode" not in self._processes[n]]
+                if not running:
+                    continue
+                for name in running:
+                    p = self._processes[name]
+                    if "pid" in p and not p.get("sent_term"):
+                        p["sent_term"] = True
+                        self._system_print(f"sending SIGTERM to {name} (pid {p['pid']})\n")
+                        self._procmgr.terminate(p["pid"])
+                return
+
+        def _all_started(self) -> bool:  # called on every turn of honcho's loop
+            self._stop_next()
+            return bool(super()._all_started())
+
+    return OrderedManager(printer)
 
 
 if __name__ == "__main__":

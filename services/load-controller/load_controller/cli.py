@@ -122,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     service = LoadControllerService(runtime, common.site, settings.params, outputs,
                                     clock=scaled_clock(settings.speed))
-    runtime.log.info("site %s, %d output(s) from %s; watchdog %g s, gain %g%s", common.site,
-                     len(outputs), settings.config_file or "the config topic",
+    topic = runtime.topics.config(common.site, "outputs")
+    runtime.log.info("site %s, %s; watchdog %g s, gain %g%s", common.site,
+                     f"{len(outputs)} output(s) from {settings.config_file} until {topic} says "
+                     "otherwise" if settings.config_file else
+                     f"outputs from the retained {topic} (none until it arrives)",
                      settings.params.watchdog_s, settings.params.gain,
                      f", clock speed x{settings.speed:g}" if settings.speed != 1 else "")
     runtime.start()
