@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 FLUXCHECK := tests/deploy/fluxcheck/node_modules/.package-lock.json
 # Debian packages the tests and the local stack use (installed when missing, as root).
 APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs
+# The part `make run` installs when missing: the reference broker and its command-line
+# clients (not root: make run uses the embedded amqtt broker instead)
+RUN_APT_PACKAGES ?= mosquitto mosquitto-clients
+MISSING_NOTE ?= tests that need them are skipped
 PYTHON ?= python3
 # A real Home Assistant for tests/ha: its own venv on pyenv's Python 3.13.0 (HA 2025.4 needs 3.13)
 HA_PYTHON ?= $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13.0/bin/python
@@ -33,7 +37,7 @@ system-deps:
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "note: missing Debian packages:$$missing (run 'sudo make system-deps'; tests that need them are skipped)"; \
+	    echo "note: missing Debian packages:$$missing (run 'sudo make system-deps'; $(MISSING_NOTE))"; \
 	  fi; \
 	fi
 
@@ -49,6 +53,8 @@ $(FLUXCHECK): tests/deploy/fluxcheck/package-lock.json
 setup: system-deps $(STAMP) $(FLUXCHECK)
 
 run: $(STAMP)
+	-@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(RUN_APT_PACKAGES)" \
+	  MISSING_NOTE="make run uses the embedded amqtt broker instead"
 	$(VENV)/bin/python -m p1common.runstack $(if $(SERIAL),--serial $(SERIAL),)
 
 # Home Assistant 2025.4.4 plus the requirements of the integrations the test sets up
