@@ -17,15 +17,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from p1common.payloads import Reading
+from p1common.payloads import Reading, scalar_type
 from p1common.persist import load_json
 from p1common.settings import SettingsError
 
@@ -39,12 +37,10 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 def _numeric_reading_fields() -> dict[str, bool]:
     """Reading fields a frame position may carry: name -> True when integer-valued."""
     out: dict[str, bool] = {}
-    for name, info in Reading.model_fields.items():
-        ann = info.annotation
-        args = set(typing.get_args(ann)) if isinstance(ann, types.UnionType) else {ann}
-        args.discard(type(None))
-        if name != "v" and args and args <= {int, float}:
-            out[name] = args == {int}
+    for name in Reading.model_fields:
+        kind = scalar_type(Reading, name)
+        if name != "v" and kind in (int, float):
+            out[name] = kind is int
     return out
 
 

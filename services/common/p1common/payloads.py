@@ -9,17 +9,99 @@ hot path (no model per telegram); ``None`` values are left out, never invented.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import CONTRACT_VERSION
 
 Iso = str  # ISO 8601 with UTC offset, e.g. 2026-01-15T13:45:00+01:00
 
+# -- physical ranges -------------------------------------------------------------------------
+# Every number a meter can send, bounded by the format the DSMR 5.0.2 / eMUCS 1.7 P1
+# specifications give it (so a real meter is never refused) and by physics (so a glitch
+# or a forged payload cannot poison a consumer's state). A bool is no number (strict
+# validation) and NaN/Infinity are refused (allow_inf_nan=False). Where a real fixture
+# in tests/data/telegrams comes close to a bound, it is named.
+# energy registers: F9(3) kWh, at most 999999.999 per tariff register
+Kwh = Annotated[float, Field(ge=0, le=999_999.999)]
+# totals: the sum of up to four registers (the RobThree fixture sums to 1111111.11)
+KwhTotal = Annotated[float, Field(ge=0, le=4_000_000)]
+Kvarh = Annotated[float, Field(ge=0, le=4_000_000)]
+# power: F5(3) kW, at most 99.999 kW (the largest fixture value: 22.2 kW, Wassasin MCS5)
+Watt = Annotated[float, Field(ge=0, le=100_000)]
+NetW = Annotated[float, Field(ge=-100_000, le=100_000)]
+Var = Annotated[float, Field(ge=0, le=100_000)]
+# limiter thresholds: up to 999 kW / kVA (a fixture sends 999 kW; 999.9 kW means "no limit")
+LimitVA = Annotated[float, Field(ge=0, le=1_000_000)]
+# voltage F4(1) per phase: 230 V nominal; 500 V leaves room for any real reading
+Volt = Annotated[float, Field(ge=0, le=500)]
+# current F3: at most 999 A (fixtures: 333 A per phase, 200 A fuse supervision)
+Amp = Annotated[float, Field(ge=0, le=999)]
+Hertz = Annotated[float, Field(ge=40, le=70)]
+# power factor "as sent": an E.ON (Hungary) meter sends 4.5 with no unit, so no [-1, 1]
+PowerFactor = Annotated[float, Field(ge=-10, le=10)]
+# gas / water counters F8(3) m3; heat in GJ
+Cubic = Annotated[float, Field(ge=0, le=10_000_000)]
+GigaJoule = Annotated[float, Field(ge=0, le=1_000_000)]
+# event counters F5(0)
+Count = Annotated[int, Field(ge=0, le=99_999)]
+# 0-0:96.14.0 is four digits; meters use 1..4
+TariffCode = Annotated[int, Field(ge=0, le=9)]
+# breaker / valve states: 0 disconnected, 1 connected, 2 ready for reconnection
+SwitchState = Annotated[int, Field(ge=0, le=2)]
+
+
+
+def scalar_type(model: type[BaseModel], name: str) -> type | None:
+    """The plain type of a field (int, float, bool, str ...) once Optional and the range
+    annotations are taken off; None for lists, models and unions of several types."""
+    kinds = set()
+    for arg in get_args(model.model_fields[name].annotation) or (model.model_fields[name].annotation,):
+        if arg is type(None):
+            continue
+        if get_origin(arg) is Annotated:
+            arg = get_args(arg)[0]
+        kinds.add(arg)
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if isinstance(kind, type) and get_origin(kind) is None else None
+
+
+class Refused(ValueError):
+    """A payload breaks the contract; ``field`` names where (``payload`` for the whole)."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+        self.why = why
+
+
+def check(model: type[BaseModel], obj: Any, tolerate_extra: bool = False) -> None:
+    """Validate a received payload strictly: the right JSON type for every field (a
+    number sent as a string, or a bool for a number, is refused), finite, within the
+    field's range. ``tolerate_extra`` lets a newer publisher add fields. Raises
+    :class:`Refused` naming the first bad field."""
+    try:
+        model.model_validate(obj, strict=True)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if not (tolerate_extra and e["type"] == "extra_forbidden")]
+        if errors:
+            first = errors[0]
+            raise Refused(field_name(first["loc"]), first["msg"]) from None
+
+
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a field path: ``outputs[0].mode``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "payload"
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MonthMax(_Model):
@@ -27,7 +109,7 @@ class MonthMax(_Model):
 
     month: str = Field(description="YYYY-MM of the month the peak belongs to")
     ts: Iso | None = Field(None, description="when that quarter ended (meter clock)")
-    peak_w: float
+    peak_w: Watt
 
 
 class MbusDevice(_Model):
@@ -63,85 +145,85 @@ class Reading(_Model):
     header: str | None = Field(None, description="identification line without the '/'")
     dsmr_version: str | None = Field(None, description="1-3:0.2.8 or Fluvius 0-0:96.1.4")
     ean: str | None = Field(None, description="0-0:96.1.2 EAN code of the connection (eMUCS 2.x)")
-    tariff: int | None = Field(
+    tariff: TariffCode | None = Field(
         None, description="0-0:96.14.0 the meter's own tariff code, as sent (its meaning differs by country)")
     tariff_low: bool | None = Field(
         None, description="true while the low/night tariff is in force (NL DSMR: code 1; BE eMUCS: code 2)")
-    import_t1_kwh: float | None = None
-    import_t2_kwh: float | None = None
-    export_t1_kwh: float | None = None
-    export_t2_kwh: float | None = None
-    import_t3_kwh: float | None = Field(None, description="1-0:1.8.3 (four-rate meters)")
-    import_t4_kwh: float | None = Field(None, description="1-0:1.8.4")
-    export_t3_kwh: float | None = Field(None, description="1-0:2.8.3")
-    export_t4_kwh: float | None = Field(None, description="1-0:2.8.4")
-    import_kwh: float | None = Field(
+    import_t1_kwh: Kwh | None = None
+    import_t2_kwh: Kwh | None = None
+    export_t1_kwh: Kwh | None = None
+    export_t2_kwh: Kwh | None = None
+    import_t3_kwh: Kwh | None = Field(None, description="1-0:1.8.3 (four-rate meters)")
+    import_t4_kwh: Kwh | None = Field(None, description="1-0:1.8.4")
+    export_t3_kwh: Kwh | None = Field(None, description="1-0:2.8.3")
+    export_t4_kwh: Kwh | None = Field(None, description="1-0:2.8.4")
+    import_kwh: KwhTotal | None = Field(
         None, description="1-0:1.8.0, else the sum of the tariff registers T1 + T2 (+ T3 + T4)")
-    export_kwh: float | None = None
-    import_w: float | None = None
-    export_w: float | None = None
-    net_w: float | None = Field(None, description="import_w - export_w (positive = import)")
-    l1_import_w: float | None = None
-    l2_import_w: float | None = None
-    l3_import_w: float | None = None
-    l1_export_w: float | None = None
-    l2_export_w: float | None = None
-    l3_export_w: float | None = None
-    l1_voltage_v: float | None = None
-    l2_voltage_v: float | None = None
-    l3_voltage_v: float | None = None
-    l1_current_a: float | None = None
-    l2_current_a: float | None = None
-    l3_current_a: float | None = None
-    reactive_import_var: float | None = Field(None, description="1-0:3.7.0 reactive power Q+ (var)")
-    reactive_export_var: float | None = Field(None, description="1-0:4.7.0 reactive power Q- (var)")
-    l1_reactive_import_var: float | None = Field(None, description="1-0:23.7.0")
-    l2_reactive_import_var: float | None = Field(None, description="1-0:43.7.0")
-    l3_reactive_import_var: float | None = Field(None, description="1-0:63.7.0")
-    l1_reactive_export_var: float | None = Field(None, description="1-0:24.7.0")
-    l2_reactive_export_var: float | None = Field(None, description="1-0:44.7.0")
-    l3_reactive_export_var: float | None = Field(None, description="1-0:64.7.0")
-    reactive_import_kvarh: float | None = Field(None, description="1-0:3.8.0 reactive energy Q+ (kvarh)")
-    reactive_export_kvarh: float | None = Field(None, description="1-0:4.8.0 reactive energy Q- (kvarh)")
-    reactive_import_t1_kvarh: float | None = Field(None, description="1-0:3.8.1")
-    reactive_import_t2_kvarh: float | None = Field(None, description="1-0:3.8.2")
-    reactive_export_t1_kvarh: float | None = Field(None, description="1-0:4.8.1")
-    reactive_export_t2_kvarh: float | None = Field(None, description="1-0:4.8.2")
-    frequency_hz: float | None = Field(None, description="1-0:14.7.0 grid frequency")
-    power_factor: float | None = Field(None, description="1-0:13.7.0 power factor, as sent (no unit)")
-    l1_power_factor: float | None = Field(None, description="1-0:33.7.0")
-    l2_power_factor: float | None = Field(None, description="1-0:53.7.0")
-    l3_power_factor: float | None = Field(None, description="1-0:73.7.0")
-    avg_demand_w: float | None = Field(None, description="eMUCS 1-0:1.4.0 current quarter average demand")
-    month_max_w: float | None = Field(None, description="eMUCS 1-0:1.6.0 this month's highest quarter")
+    export_kwh: KwhTotal | None = None
+    import_w: Watt | None = None
+    export_w: Watt | None = None
+    net_w: NetW | None = Field(None, description="import_w - export_w (positive = import)")
+    l1_import_w: Watt | None = None
+    l2_import_w: Watt | None = None
+    l3_import_w: Watt | None = None
+    l1_export_w: Watt | None = None
+    l2_export_w: Watt | None = None
+    l3_export_w: Watt | None = None
+    l1_voltage_v: Volt | None = None
+    l2_voltage_v: Volt | None = None
+    l3_voltage_v: Volt | None = None
+    l1_current_a: Amp | None = None
+    l2_current_a: Amp | None = None
+    l3_current_a: Amp | None = None
+    reactive_import_var: Var | None = Field(None, description="1-0:3.7.0 reactive power Q+ (var)")
+    reactive_export_var: Var | None = Field(None, description="1-0:4.7.0 reactive power Q- (var)")
+    l1_reactive_import_var: Var | None = Field(None, description="1-0:23.7.0")
+    l2_reactive_import_var: Var | None = Field(None, description="1-0:43.7.0")
+    l3_reactive_import_var: Var | None = Field(None, description="1-0:63.7.0")
+    l1_reactive_export_var: Var | None = Field(None, description="1-0:24.7.0")
+    l2_reactive_export_var: Var | None = Field(None, description="1-0:44.7.0")
+    l3_reactive_export_var: Var | None = Field(None, description="1-0:64.7.0")
+    reactive_import_kvarh: Kvarh | None = Field(None, description="1-0:3.8.0 reactive energy Q+ (kvarh)")
+    reactive_export_kvarh: Kvarh | None = Field(None, description="1-0:4.8.0 reactive energy Q- (kvarh)")
+    reactive_import_t1_kvarh: Kvarh | None = Field(None, description="1-0:3.8.1")
+    reactive_import_t2_kvarh: Kvarh | None = Field(None, description="1-0:3.8.2")
+    reactive_export_t1_kvarh: Kvarh | None = Field(None, description="1-0:4.8.1")
+    reactive_export_t2_kvarh: Kvarh | None = Field(None, description="1-0:4.8.2")
+    frequency_hz: Hertz | None = Field(None, description="1-0:14.7.0 grid frequency")
+    power_factor: PowerFactor | None = Field(None, description="1-0:13.7.0 power factor, as sent (no unit)")
+    l1_power_factor: PowerFactor | None = Field(None, description="1-0:33.7.0")
+    l2_power_factor: PowerFactor | None = Field(None, description="1-0:53.7.0")
+    l3_power_factor: PowerFactor | None = Field(None, description="1-0:73.7.0")
+    avg_demand_w: Watt | None = Field(None, description="eMUCS 1-0:1.4.0 current quarter average demand")
+    month_max_w: Watt | None = Field(None, description="eMUCS 1-0:1.6.0 this month's highest quarter")
     month_max_ts: Iso | None = None
     month_max_history: list[MonthMax] | None = Field(None, description="eMUCS 0-0:98.1.0, oldest first")
-    breaker: int | None = Field(None, description="0-0:96.3.10 breaker state (1 = closed)")
-    limiter_w: float | None = Field(None, description="0-0:17.0.0 power limiter threshold, sent in kW/W")
-    limiter_a: float | None = Field(None, description="0-0:17.0.0 limiter threshold sent in A (DSMR 2.2/3)")
-    limiter_va: float | None = Field(None, description="0-0:17.0.0 limiter threshold sent in kVA/VA (Luxembourg)")
-    fuse_limit_a: float | None = Field(None, description="1-0:31.4.0 fuse supervision threshold (L1)")
-    l2_fuse_limit_a: float | None = Field(None, description="1-0:51.4.0 fuse supervision threshold L2")
-    l3_fuse_limit_a: float | None = Field(None, description="1-0:71.4.0 fuse supervision threshold L3")
+    breaker: SwitchState | None = Field(None, description="0-0:96.3.10 breaker state (1 = closed)")
+    limiter_w: LimitVA | None = Field(None, description="0-0:17.0.0 power limiter threshold, sent in kW/W")
+    limiter_a: Amp | None = Field(None, description="0-0:17.0.0 limiter threshold sent in A (DSMR 2.2/3)")
+    limiter_va: LimitVA | None = Field(None, description="0-0:17.0.0 limiter threshold sent in kVA/VA (Luxembourg)")
+    fuse_limit_a: Amp | None = Field(None, description="1-0:31.4.0 fuse supervision threshold (L1)")
+    l2_fuse_limit_a: Amp | None = Field(None, description="1-0:51.4.0 fuse supervision threshold L2")
+    l3_fuse_limit_a: Amp | None = Field(None, description="1-0:71.4.0 fuse supervision threshold L3")
     message: str | None = Field(None, description="0-0:96.13.0 text message (decoded)")
     message_code: str | None = Field(None, description="0-0:96.13.1 numeric message")
-    power_failures: int | None = None
-    long_power_failures: int | None = None
+    power_failures: Count | None = None
+    long_power_failures: Count | None = None
     power_failure_log: list[PowerFailure] | None = None
-    l1_voltage_sags: int | None = None
-    l2_voltage_sags: int | None = None
-    l3_voltage_sags: int | None = None
-    l1_voltage_swells: int | None = None
-    l2_voltage_swells: int | None = None
-    l3_voltage_swells: int | None = None
-    gas_m3: float | None = None
+    l1_voltage_sags: Count | None = None
+    l2_voltage_sags: Count | None = None
+    l3_voltage_sags: Count | None = None
+    l1_voltage_swells: Count | None = None
+    l2_voltage_swells: Count | None = None
+    l3_voltage_swells: Count | None = None
+    gas_m3: Cubic | None = None
     gas_ts: Iso | None = None
     gas_id: str | None = None
-    gas_valve: int | None = None
-    water_m3: float | None = None
+    gas_valve: SwitchState | None = None
+    water_m3: Cubic | None = None
     water_ts: Iso | None = None
     water_id: str | None = None
-    heat_gj: float | None = None
+    heat_gj: GigaJoule | None = None
     heat_ts: Iso | None = None
     heat_id: str | None = Field(None, description="equipment id of the heat meter's M-Bus channel")
     mbus: list[MbusDevice] | None = Field(None, description="every M-Bus channel as sent")

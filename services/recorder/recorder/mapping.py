@@ -32,11 +32,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel
 
-from p1common.payloads import Reading
+from p1common.payloads import Reading, scalar_type
 from p1common.topics import Parsed
 
 # -- the fields recorded per measurement ------------------------------------------------
@@ -44,12 +44,8 @@ from p1common.topics import Parsed
 def _numeric_fields(model: type[BaseModel], skip: frozenset[str]) -> tuple[str, ...]:
     """Every number or boolean of a contract model, in the model's order: new contract
     fields are recorded without a change here."""
-    out = []
-    for name, info in model.model_fields.items():
-        kinds = get_args(info.annotation) or (info.annotation,)
-        if name not in skip and any(k in (int, float, bool) for k in kinds):
-            out.append(name)
-    return tuple(out)
+    return tuple(name for name in model.model_fields
+                 if name not in skip and scalar_type(model, name) in (int, float, bool))
 
 
 # the M-Bus values go to their own measurements (below); v is the contract version

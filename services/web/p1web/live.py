@@ -15,10 +15,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from p1common.mqtt import BadPayload
-from p1common.payloads import Control, MonthRecord, OutputState, Peak, QuarterRecord, Reading
+from p1common.payloads import (
+    Control,
+    MonthRecord,
+    OutputState,
+    Peak,
+    QuarterRecord,
+    Reading,
+    Refused,
+    check,
+)
 from p1common.topics import Parsed
 
 
@@ -43,15 +52,11 @@ class SiteLive:
 
 
 def _check(model: type[BaseModel], obj: dict[str, Any], tolerate_extra: bool = False) -> None:
-    """Refuse a payload whose fields have the wrong type; new fields may be tolerated."""
+    """Refuse a payload whose fields have the wrong type or range; new fields may be tolerated."""
     try:
-        model.model_validate(obj, strict=True)
-    except ValidationError as exc:
-        errors = [e for e in exc.errors() if not (tolerate_extra and e["type"] == "extra_forbidden")]
-        if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first["loc"]) or "payload"
-            raise BadPayload(f"{where}: {first['msg']}") from None
+        check(model, obj, tolerate_extra)
+    except Refused as exc:
+        raise BadPayload(str(exc)) from None
 
 
 class LiveState:
