@@ -20,10 +20,14 @@ import os
 import shlex
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .broker import find_mosquitto
+
+READY_TIMEOUT_S = 20.0  # how long the start waits for the broker to listen, the pty to appear
 
 # service -> (python module that must exist, command); {vars} filled in below
 SERVICES: list[tuple[str, str, str]] = [
@@ -158,7 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {note}", flush=True)
     print("  Ctrl-C stops everything: the services, then the simulated meter, then the broker.",
           flush=True)
-    manager = ordered_manager(Printer(sys.stdout), later=("meter-sim", "broker"))
+    ready: dict[str, Callable[[], bool]] = {}
+    if any(name == "broker" for name, _ in procs):
+        port = int(env["MQTT_URL"].rsplit(":", 1)[1])
+        ready["broker"] = lambda: not port_free_to_connect(port)
+    if any(name == "meter-sim" for name, _ in procs):
+        pty = Path(args.state_dir).resolve() / "run" / "meter.pty"
+        if pty.is_symlink():
+            pty.unlink()  # a previous run's link, to a pty that is gone or someone else's
+        ready["meter-sim"] = pty.exists
+    manager = ordered_manager(Printer(sys.stdout), later=("meter-sim", "broker"), ready=ready)
     for name, cmd in procs:
         # exec: the process honcho watches is the service itself, not a shell around it,
         # so its exit code is the service's own (0 after a clean stop)
@@ -170,16 +183,59 @@ def main(argv: list[str] | None = None) -> int:
     return int(manager.returncode or 0) or (1 if any(rcs.values()) else 0)
 
 
-def ordered_manager(printer: Any, later: tuple[str, ...]) -> Any:
-    """honcho's Manager, except that stopping sends SIGTERM to every process not in
-    ``later`` first, then to each of ``later`` in turn once everything before it has
-    ended: p1-reader stops before its simulated meter, and every service says
-    ``offline`` and disconnects while the broker is still there. (honcho alone stops all
-    at once; it still SIGKILLs whatever is left 5 s after the first process ended.)"""
+def port_free_to_connect(port: int, host: str = "127.0.0.1") -> bool:
+    """True while nothing accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return False
+    except OSError:
+        return True
+
+
+def ordered_manager(printer: Any, later: tuple[str, ...],
+                    ready: dict[str, Callable[[], bool]] | None = None) -> Any:
+    """honcho's Manager, in order. Start: ``later`` in reverse (the broker, then the
+    simulated meter), each once the one before is ``ready`` (listening, pty there), then
+    the rest: no service starts against a broker or a port that is not there yet. Stop:
+    SIGTERM to every process not in ``later`` first, then to each of ``later`` in turn
+    once everything before it has ended: p1-reader stops before its simulated meter, and
+    every service says ``offline`` and disconnects while the broker is still there.
+    (honcho alone starts and stops all at once; it still SIGKILLs whatever is left 5 s
+    after the first process ended.)"""
+    import multiprocessing
+
     from honcho.manager import Manager
+
+    checks = ready or {}
 
     class OrderedManager(Manager):  # type: ignore[misc]
         stopping = False
+
+        def _start(self) -> None:
+            order = [n for n in reversed(later) if n in self._processes]
+            order += [n for n in self._processes if n not in later]
+            for i, name in enumerate(order):
+                if self.stopping:  # Ctrl-C while starting: the rest never starts
+                    for rest in order[i:]:
+                        del self._processes[rest]
+                    return
+                p = self._processes[name]
+                p["process"] = multiprocessing.Process(
+                    name=name, target=p["obj"].run, args=(self.events, True))
+                p["process"].start()
+                if name in checks:
+                    self._wait_ready(name, p["process"], checks[name])
+
+        def _wait_ready(self, name: str, proc: Any, check: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not check():
+                if self.stopping or not proc.is_alive():
+                    return
+                if time.monotonic() > deadline:
+                    self._system_print(f"{name} not ready after {READY_TIMEOUT_S:.0f} s; "
+                                       "starting the others anyway\n")
+                    return
+                time.sleep(0.05)
 
         def _killall(self, force: bool = False) -> None:
             if force:
