@@ -506,3 +506,96 @@ def test_every_flux_script_type_checks() -> None:
     assert any("expected duration but found string" in e for e in got["arg"]), got
     assert any("undefined identifier maxx" in e for e in got["fn"]), got
     assert any("unexpected argument locaton" in e for e in got["param"]), got
+
+
+class InitRun:
+    """deploy/compose/influxdb-init/init.sh run by bash as compose runs it, against the
+    stand-in influx CLI of tests/deploy/fake_influx.py (no InfluxDB 2 server runs here)."""
+
+    ADMIN = "admin-token-from-setup"
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.state_file = tmp / "influx-state.json"
+        self.tokens = tmp / "tokens"
+        self.raw_id = "0123456789abcdef"
+        self.state_file.write_text(json.dumps({
+            "host": "http://influxdb:8086", "admin_token": self.ADMIN, "org": "p1", "org_id": "fedcba9876543210",
+            "buckets": [{"id": self.raw_id, "name": "p1", "retention": "infinite", "description": ""}],
+            "tasks": [], "calls": [],
+            "auths": [{"id": "aaaaaaaaaaaaaaaa", "description": "admin's Token", "token": self.ADMIN,
+                       "perms": ["read:*", "write:*"]}]}))
+        bin_dir = tmp / "bin"
+        bin_dir.mkdir()
+        influx = bin_dir / "influx"
+        influx.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).parent / "fake_influx.py"}" "$@"\n')
+        influx.chmod(0o755)
+        (tmp / "work").mkdir()
+        self.env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_INFLUX_STATE": str(self.state_file),
+                    "INFLUX_HOST": "http://influxdb:8086", "INFLUX_TOKEN": self.ADMIN, "INFLUX_ORG": "p1",
+                    "P1_RAW_BUCKET": "p1", "P1_TOKEN_DIR": str(self.tokens), "TMPDIR": str(tmp / "work"),
+                    "P1_GRAFANA_UID": str(os.getuid()), "P1_RECORDER_UID": str(os.getuid()), "P1_WAIT_S": "0"}
+
+    def __call__(self, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(INIT / "init.sh")], env={**self.env, **env}, capture_output=True,
+                              text=True, timeout=60)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text())
+
+    def auth(self, description: str) -> dict[str, Any]:
+        (auth,) = [a for a in self.state["auths"] if a["description"] == description]
+        return auth
+
+    def token_file(self, name: str) -> str:
+        path = self.tokens / name / "token"
+        assert path.stat().st_mode & 0o777 == 0o600
+        return path.read_text()
+
+
+def test_init_script_creates_keeps_and_replaces(tmp_path: Path) -> None:
+    run = InitRun(tmp_path)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    state = run.state
+    (long,) = [b for b in state["buckets"] if b["name"] == "p1_long"]
+    assert long["retention"] == "infinite"  # INFLUX_LONG_RETENTION 0 = forever
+    assert "warning: p1 keeps raw data forever" in first.stderr and run.raw_id in first.stderr
+    (task,) = state["tasks"]
+    assert task["name"] == "p1-downsample-1m" and task["every"] == "5m"
+    assert task["flux"] == (INIT / "downsample.flux").read_text().replace(
+        "@RAW_BUCKET@", "p1").replace("@LONG_BUCKET@", "p1_long").replace("@ORG@", "p1")
+    org = "orgs/fedcba9876543210/buckets"
+    grafana, recorder = run.auth("p1 grafana"), run.auth("p1 recorder")
+    assert grafana["perms"] == [f"read:{org}/{run.raw_id}", f"read:{org}/{long['id']}"]
+    assert recorder["perms"] == [f"write:{org}/{run.raw_id}", f"write:{org}/{long['id']}"]
+    assert run.token_file("grafana") == grafana["token"] + "\n"
+    assert run.token_file("recorder") == recorder["token"] + "\n"
+    assert run.ADMIN not in run.token_file("grafana") + run.token_file("recorder")
+    assert "restart" not in first.stderr  # nothing read an older token
+
+    again = run()  # the next `docker compose up`
+    assert again.returncode == 0, again.stderr
+    assert [len(run.state[k]) for k in ("buckets", "tasks", "auths")] == [2, 1, 3]
+    assert run.auth("p1 grafana") == grafana and run.token_file("grafana") == grafana["token"] + "\n"
+    assert again.stderr.count("still valid: kept") == 2
+    assert ["task", "update", "--id", task["id"], "--file", str(tmp_path / "work" / "downsample.flux"),
+            "--hide-headers"] in run.state["calls"]
+
+    state = run.state  # someone deleted Grafana's token in the InfluxDB UI
+    state["auths"] = [a for a in state["auths"] if a["description"] != "p1 grafana"]
+    run.state_file.write_text(json.dumps(state))
+    third = run()
+    assert third.returncode == 0, third.stderr
+    new = run.auth("p1 grafana")
+    assert new["token"] != grafana["token"] and new["perms"] == grafana["perms"]
+    assert run.token_file("grafana") == new["token"] + "\n"
+    assert "restart grafana" in third.stderr and "token 'p1 recorder' still valid: kept" in third.stderr
+
+    wrong = run(INFLUX_TOKEN="not-the-admin-token")
+    assert wrong.returncode == 1
+    assert "no bucket p1 in organisation p1 at http://influxdb:8086" in wrong.stderr
+    assert "unauthorized" in wrong.stderr
+    bad_name = run(P1_RAW_BUCKET="p1/../x")
+    assert bad_name.returncode == 1 and "'p1/../x': the organisation and bucket names" in bad_name.stderr
