@@ -53,6 +53,14 @@ def test_an_empty_store_is_seeded_and_a_stored_document_wins(mosquitto, tmp_path
         assert _retained_outputs(mosquitto, site) == changed
         assert (f"outputs of site {site}: the stored document (boiler, relay1); {DEMO} is only "
                 "for a site without one") in web.logs()
+
+        # the file deleted by hand (its .bak stays): the demo document comes back
+        assert web.stop() == 0
+        stored.unlink()
+        assert stored.with_name("outputs.json.bak").exists()
+        web.start()
+        assert web.http.get(web.api("/config/outputs")).json() == {
+            "v": 1, "outputs": [BOILER, RELAY1]}
     finally:
         web.close()
         cleaner = Subscriber(mosquitto.port)  # the session-wide broker: leave no retained doc

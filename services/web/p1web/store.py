@@ -89,14 +89,14 @@ class ConfigStore:
             self._docs[(site, scope, ident)] = doc
 
     def seed(self, site: str, scope: str, doc: dict[str, Any]) -> str:
-        """Store ``doc`` if the site has no such document: neither in memory nor as a file
-        (an invalid file is left for a person to look at, never overwritten). Answers
-        ``"seeded"``, ``"stored"`` (a document exists) or ``"invalid file"``."""
+        """Store ``doc`` if the site has no such document: neither loaded nor as a file
+        (a file that was not valid is left for a person to look at, never overwritten;
+        one deleted by hand is seeded again). Answers ``"seeded"``, ``"stored"`` (a
+        document exists) or ``"invalid file"``."""
         with self.lock:
             if (site, scope, None) in self._docs:
                 return "stored"
-            path = self.path(site, scope, None)
-            if path.exists() or path.with_name(path.name + ".bak").exists():
+            if self.path(site, scope, None).exists():
                 return "invalid file"
             self.put(site, scope, None, doc)
             return "seeded"
