@@ -27,7 +27,8 @@ TASK_NAME=p1-downsample-1m
 WAIT_S=${P1_WAIT_S:-600}
 WORK=${TMPDIR:-/tmp}
 export INFLUX_HOST INFLUX_TOKEN
-export INFLUX_CLI_CONFIGS_PATH=$WORK/influx-configs  # no CLI profile: everything comes from the environment
+# no CLI profile: everything comes from the environment (the variable has both names across CLI versions)
+export INFLUX_CLI_CONFIGS_PATH=$WORK/influx-configs INFLUX_CONFIGS_PATH=$WORK/influx-configs
 
 for name in "$INFLUX_ORG" "$RAW" "$LONG"; do
   [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "'$name': the organisation and bucket names may hold letters, digits, '.', '_' and '-' only"
