@@ -340,8 +340,8 @@ class _Plain:
 def sim_loop(scenario: dict[str, Any], seconds: int, ctl: Any,
              device_delay_s: float = DEVICE_DELAY_S) -> dict[str, list[float]]:
     """Run the closed loop; per telegram: net (W), boiler (W), surplus it could take (W)."""
-    from p1common.dsmr.parser import parse_telegram
     from p1_reader.reading import build_reading
+    from p1common.dsmr.parser import parse_telegram
 
     sim = _sim(scenario, device_delay_s)
     boiler = sim.loads["boiler"]
