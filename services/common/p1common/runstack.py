@@ -6,10 +6,12 @@ when ``MQTT_URL`` is set), the meter simulator on a pty (or a real meter with
 coloured log stream). The simulated house's boiler and relay
 (deploy/demo/outputs.json) are stored by the web on the first run and published
 retained on p1/config/<site>/outputs, where the load-controller reads them: change
-them on the Outputs page. Ctrl-C stops the services first, then the simulated
-meter, then the broker, and exits 0 when every process stopped cleanly. ``--procfile`` prints the Procfile
-instead of running it, for people who prefer ``honcho start`` or foreman (those
-stop every process at once: the services may then log that the broker went away).
+them on the Outputs page. It starts the broker first, then the simulated meter,
+then the rest; Ctrl-C stops the services first, then the simulated meter, then the
+broker, and exits 0 when every process stopped cleanly. ``--procfile`` prints the
+Procfile instead of running it, for people who prefer ``honcho start`` or foreman
+(those start and stop every process at once: the services may then log that the
+broker is not there yet or went away).
 """
 
 from __future__ import annotations
