@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
-from p1r_support import telegram_bytes
+from p1r_support import telegram_bytes, with_crc
 from prometheus_client import REGISTRY
 
 from p1_reader.service import ReaderSettings, TelegramHandler
 from p1common.discovery import READING_BY_FIELD
 from p1common.payloads import Live, Reading
+from p1common.plausibility import ReadingGuard
 from p1common.settings import SettingsError
 from p1common.topics import Topics
 
@@ -32,8 +34,9 @@ class Sink:
 
 def handler(sink: Sink, **kw: Any) -> TelegramHandler:
     settings = ReaderSettings(**{"ha_discovery": False, **kw})
+    # the fixtures are captures of 2017-2024: their meter clocks are not checked against this one
     return TelegramHandler(settings, Topics(), "home", "p1", sink, "p1/status/p1-reader-test",
-                           clock=lambda: 1_700_000_000.0)
+                           clock=lambda: 1_700_000_000.0, guard=ReadingGuard(max_drift_s=None))
 
 
 def bad_count(reason: str) -> float:
@@ -141,10 +144,11 @@ def test_discovery_for_every_field_sent_as_home_assistant_needs() -> None:
 
 def test_discovery_of_the_new_contract_fields() -> None:
     sink = Sink()
-    h = handler(sink, ha_discovery=True)
-    h.feed(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
-    h.feed(telegram_bytes("dsmr_parser__sagemcom_t210_d_r.txt"))
-    h.feed(telegram_bytes("dsmrreader__luxembourg_smarty.txt") + b"\r\n")  # file ends at the CRC
+    # four meters, each on a reader of its own (one site has one meter: its counters follow on)
+    handler(sink, ha_discovery=True).feed(telegram_bytes("dsmr_parser__v5_eon_hu.txt"))
+    handler(sink, ha_discovery=True).feed(telegram_bytes("dsmr_parser__sagemcom_t210_d_r.txt"))
+    handler(sink, ha_discovery=True).feed(
+        telegram_bytes("dsmrreader__luxembourg_smarty.txt") + b"\r\n")  # file ends at the CRC
     handler(sink, ha_discovery=True).feed(telegram_bytes("dsmr_parser__v3.txt"))  # no CRC
     by_field = {t.split("/")[3]: json.loads(p) for t, p, _, _ in sink.sent
                 if t.startswith("homeassistant/")}
@@ -202,3 +206,22 @@ def test_expire_after_follows_the_measured_telegram_interval() -> None:
         h_fast.feed(at(n))
     assert expiries(slow) == [10, 60]
     assert expiries(fast) == [10]
+
+
+def test_an_implausible_reading_is_counted_and_not_published() -> None:
+    """Good CRC, impossible content: the counter went backwards, or the clock is years off."""
+    sink = Sink()
+    good = telegram_bytes("nielsbasjes__ISK5_AM550T_real.txt")
+    assert b"1-0:1.8.1(003432.827*kWh)" in good
+    h = TelegramHandler(ReaderSettings(ha_discovery=False), Topics(), "home", "p1", sink, "p1/status/x",
+                        clock=lambda: datetime.fromisoformat("2019-03-24T15:05:30+01:00").timestamp())
+    before = bad_count("implausible")
+    assert h.handle(good) is not None
+    backwards = with_crc(good.replace(b"1-0:1.8.1(003432.827*kWh)", b"1-0:1.8.1(003422.827*kWh)"))
+    assert h.handle(backwards) is None
+    assert bad_count("implausible") == before + 1
+    assert len(sink.on("p1/home/reading")) == 1
+    later = TelegramHandler(ReaderSettings(ha_discovery=False), Topics(), "home", "p1", sink, "p1/status/x",
+                            clock=lambda: datetime.fromisoformat("2026-01-01T00:00:00+01:00").timestamp())
+    assert later.handle(good) is None  # a meter clock 7 years behind this host's
+    assert bad_count("implausible") == before + 2

@@ -18,10 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from p1r_support import telegram_bytes
+from p1r_support import telegram_bytes, with_crc
 from test_p1r_end_to_end import Pty
 
-from p1common.dsmr_crc import crc16
 from p1common.topics import Topics
 from support import Mosquitto, Subscriber, wait_for
 
@@ -37,9 +36,7 @@ def with_tariff(telegram: bytes, code: int) -> bytes:
     now = datetime.now(BRUSSELS)
     clock = now.strftime("%y%m%d%H%M%S").encode() + (b"S" if now.dst() else b"W")
     start = body.index(b"0-0:1.0.0(") + len(b"0-0:1.0.0(")
-    body = body[:start] + clock + body[start + 13:]
-    bang = body.index(b"!")
-    return body[:bang + 1] + b"%04X\r\n" % crc16(body[:bang + 1])
+    return with_crc(body[:start] + clock + body[start + 13:])
 
 
 CASES = {

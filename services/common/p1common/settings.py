@@ -146,6 +146,9 @@ class CommonSettings:
     log_level: str
     metrics_port: int  # 0 = no metrics HTTP server
     mqtt_ca_file: str | None = None
+    # readings whose meter clock is further than this from the host's are refused
+    # (p1common.plausibility); None = not checked (a simulation at another speed, old captures)
+    max_clock_drift_s: float | None = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CommonSettings:
@@ -165,4 +168,5 @@ class CommonSettings:
             log_level=level,
             metrics_port=env.int("METRICS_PORT", 0, lo=0, hi=65535),
             mqtt_ca_file=env.opt("MQTT_CA_FILE"),
+            max_clock_drift_s=env.float("P1_MAX_CLOCK_DRIFT_S", 3600.0, lo=0, hi=10 * 365 * 86400) or None,
         )

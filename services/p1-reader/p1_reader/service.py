@@ -24,6 +24,7 @@ from p1common.dsmr.framer import FramerStats, TelegramFramer
 from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
 from p1common.logs import RateLimitedLog
+from p1common.plausibility import Implausible, ReadingGuard
 from p1common.mqtt import dumps
 from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
@@ -100,7 +101,9 @@ class TelegramHandler:
         publish: Publish,
         status_topic: str,
         clock: Callable[[], float] = time.time,
+        guard: ReadingGuard | None = None,
     ) -> None:
+        self.guard = guard or ReadingGuard()
         self.settings = settings
         self.topics = topics
         self.site = site
@@ -157,8 +160,13 @@ class TelegramHandler:
             return None
         if not self.crc_seen and self.settings.check_crc and _has_crc(telegram):
             self.crc_seen = True  # this meter sends CRCs: from now on a bare '!' is corrupt
-        TELEGRAMS_OK.inc()
         reading = build_reading(parsed, site=self.site, source=self.source, now=self.clock())
+        try:
+            self.guard.check(reading, self.clock())
+        except Implausible as exc:  # a telegram with a good CRC, but not a possible reading
+            self._bad("implausible", str(exc))
+            return None
+        TELEGRAMS_OK.inc()
         self.accepted += 1
         self.last_reading = reading
         if self.settings.ha_discovery and self._discovery_due(reading):
@@ -353,7 +361,7 @@ def run(
     handler = TelegramHandler(
         settings, runtime.topics, site, "replay" if replay_file else "p1",
         lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
-        status_topic,
+        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s),
     )
     if settings.ha_discovery:
         def on_ha_status(topic: str, payload: bytes) -> None:
