@@ -39,7 +39,7 @@ def at(seconds: float, **kw: Any) -> dict[str, Any]:
 ])
 def test_types_and_ranges(bad: dict[str, Any], field: str, why: str) -> None:
     with pytest.raises(Implausible) as err:
-        check_reading(reading(**bad))
+        check_reading(reading(**bad), tolerate_extra=False)
     assert (err.value.field, str(err.value)) == (field, f"{field}: {why}")
 
 
@@ -95,3 +95,11 @@ def test_meter_clock_drift_except_replay_and_simulation() -> None:
     ReadingGuard(max_drift_s=None).check(far, T0)
     # a reading stamped by the host (no meter clock) is not a meter clock to check
     guard.check({**far, "ts_source": "host", "site": "h"}, T0)
+
+
+def test_a_consumer_tolerates_a_new_field_a_publisher_does_not() -> None:
+    newer = reading(brand_new_field_w=1.0)
+    assert check_reading(newer, tolerate_extra=True) == T0
+    ReadingGuard(max_drift_s=None).check(newer, T0)
+    with pytest.raises(Implausible, match=r"^brand_new_field_w: Extra inputs are not permitted$"):
+        ReadingGuard(max_drift_s=None, tolerate_extra=False).check(newer, T0)

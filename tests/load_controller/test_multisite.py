@@ -12,6 +12,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,11 @@ from support import Subscriber, wait_for
 
 _n = itertools.count()
 _ts = itertools.count()
+
+
+def stamp(n: int) -> str:
+    """The meter clock of the n-th test reading: one second apart, like a DSMR 5 meter."""
+    return (datetime(2026, 1, 15, 12, 0, tzinfo=UTC) + timedelta(seconds=n)).isoformat()
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "a": {"v": 1, "outputs": [{"id": "heater", "kind": "relay", "rated_w": 2000, "mode": "on"}]},
@@ -54,7 +60,7 @@ def all_sites(mosquitto: Any, prefix: str, *args: str) -> Iterator[list[str]]:
 
 
 def send(sub: Subscriber, t: Topics, site: str, net: float, tariff: int = 2) -> None:
-    sub.publish(t.reading(site), {"v": 1, "site": site, "source": "sim", "ts": f"t{next(_ts)}",
+    sub.publish(t.reading(site), {"v": 1, "site": site, "source": "sim", "ts": stamp(next(_ts)),
                                   "net_w": net, "tariff": tariff, "tariff_low": tariff == 2}, qos=0)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -64,6 +65,11 @@ CONFIG = {"v": 1, "outputs": [
 _ts = itertools.count()
 
 
+def stamp(n: int) -> str:
+    """The meter clock of the n-th test reading: one second apart, like a DSMR 5 meter."""
+    return (datetime(2026, 1, 15, 12, 0, tzinfo=UTC) + timedelta(seconds=n)).isoformat()
+
+
 def reading(svc: Svc, net: float, tariff: int = 2, tariff_low: bool = True) -> None:
     """One reading, one second after the last; returns once the service has decided on
     it and handed its set / control messages to the client (so the test clock cannot
@@ -71,7 +77,7 @@ def reading(svc: Svc, net: float, tariff: int = 2, tariff_low: bool = True) -> N
     service, site, clock, sub = svc
     handled = service.readings_handled
     clock.t += 1.0
-    sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim", "ts": f"t{next(_ts)}",
+    sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim", "ts": stamp(next(_ts)),
                                   "net_w": net, "tariff": tariff, "tariff_low": tariff_low}, qos=0)
     wait_for(lambda: service.readings_handled > handled)
 
@@ -120,7 +126,7 @@ def test_config_readings_set_and_control(svc: Svc) -> None:
     assert latest_set(svc, "heater").json()["seq"] == h["seq"] + 1
     # the same telegram again (same ts) is not new data: no decision, no heartbeat
     sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim",
-                                  "ts": f"t{next(_ts) - 1}", "net_w": 1}, qos=0)
+                                  "ts": stamp(next(_ts) - 1), "net_w": 1}, qos=0)
     reading(svc, 400)
     wait_for(lambda: service.ctl.net_w == 400.0)  # the duplicate came before: seen and dropped
     with service.lock:
@@ -258,7 +264,7 @@ def test_cli_process_end_to_end(mosquitto: Any, tmp_path: Any) -> None:
     try:
         def got_set() -> bool:
             sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim",
-                                          "ts": f"t{next(_ts)}", "net_w": 0, "tariff": 2, "tariff_low": True}, qos=0)
+                                          "ts": stamp(next(_ts)), "net_w": 0, "tariff": 2, "tariff_low": True}, qos=0)
             return bool(sub.on(T.output_set(site, "pump")))
 
         wait_for(got_set, timeout_s=20, interval_s=0.3)
@@ -287,7 +293,7 @@ def test_demo_config_is_the_default_until_a_retained_config_arrives(mosquitto: A
 
     def control() -> Any:
         sub.publish(T.reading(site), {"v": 1, "site": site, "source": "sim",
-                                      "ts": f"t{next(_ts)}", "net_w": net[0], "tariff": 1, "tariff_low": False}, qos=0)
+                                      "ts": stamp(next(_ts)), "net_w": net[0], "tariff": 1, "tariff_low": False}, qos=0)
         return sub.on(T.control(site)) and sub.on(T.control(site))[-1].json()
 
     try:

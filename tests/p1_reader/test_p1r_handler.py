@@ -36,7 +36,7 @@ def handler(sink: Sink, **kw: Any) -> TelegramHandler:
     settings = ReaderSettings(**{"ha_discovery": False, **kw})
     # the fixtures are captures of 2017-2024: their meter clocks are not checked against this one
     return TelegramHandler(settings, Topics(), "home", "p1", sink, "p1/status/p1-reader-test",
-                           clock=lambda: 1_700_000_000.0, guard=ReadingGuard(max_drift_s=None))
+                           clock=lambda: 1_700_000_000.0, guard=ReadingGuard(max_drift_s=None, tolerate_extra=False))
 
 
 def bad_count(reason: str) -> float:

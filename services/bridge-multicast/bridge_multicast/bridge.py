@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from p1common.logs import RateLimitedLog
 from p1common.mqtt import decode_json_object
+from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 
 from . import core
@@ -89,7 +90,9 @@ class Bridge:
         self.site = runtime.settings.site
         self.topics = runtime.topics
         self.core = core.BridgeCore(settings.layout, self.site, settings.dedup_s,
-                                    tariff_low_code=settings.tariff_low_code)
+                                    tariff_low_code=settings.tariff_low_code,
+                                    guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
+                                                       tolerate_extra=False))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bad_log = RateLimitedLog(log, period_s=60.0, burst=5)

@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from p1common.plausibility import Implausible, ReadingGuard
+
 from . import frames
 from .layouts import Layout
 
 OWN = "own"
 ECHO = "echo"
 DUPLICATE = "duplicate"
+IMPLAUSIBLE = "implausible"  # decodes, but is no possible reading (p1common.plausibility)
 LEGACY = "legacy"
 DROP_REASONS = (OWN, ECHO, DUPLICATE)
 # a frame without minute/second may legitimately repeat every second: only drop
@@ -93,7 +96,9 @@ class BridgeCore:
         own_address: tuple[str, int] | None = None,
         max_frame_bytes: int = frames.MAX_FRAME_BYTES,
         tariff_low_code: int | None = 2,
+        guard: ReadingGuard | None = None,
     ) -> None:
+        self.guard = guard or ReadingGuard(tolerate_extra=False)
         self.layout = layout
         self.tariff_low_code = tariff_low_code
         self.site = site
@@ -121,6 +126,10 @@ class BridgeCore:
             return Verdict("drop", ECHO, "a frame we sent ourselves", values=values)
         if self.received.check_and_add(key, now):
             return Verdict("drop", DUPLICATE, "same frame again", values=values)
+        try:  # a frame that decodes to an impossible reading (1.7e308 W, a counter backwards)
+            self.guard.check(reading, host_now.timestamp())
+        except Implausible as exc:
+            return Verdict("bad", IMPLAUSIBLE, str(exc), values=values)
         return Verdict(
             "publish", reading=reading, live=frames.live_from_reading(reading), values=values
         )

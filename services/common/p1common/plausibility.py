@@ -68,10 +68,11 @@ def reading_time(reading: Mapping[str, Any]) -> float:
     return when.timestamp()
 
 
-def check_reading(reading: Any) -> float:
-    """Rule 1; returns the reading's time (epoch s)."""
+def check_reading(reading: Any, tolerate_extra: bool = False) -> float:
+    """Rule 1; returns the reading's time (epoch s). ``tolerate_extra``: a consumer lets a
+    newer publisher add fields (adding a field does not break the contract)."""
     try:
-        check(Reading, reading)
+        check(Reading, reading, tolerate_extra)
     except Refused as exc:
         raise Implausible(exc.field, exc.why) from None
     return reading_time(reading)
@@ -89,14 +90,17 @@ class ReadingGuard:
     """Rules 1-3 for every site a service sees; :meth:`check` raises or accepts."""
 
     def __init__(self, max_drift_s: float | None = DEFAULT_MAX_DRIFT_S, rebase_after: int = 10,
-                 max_sites: int = 100_000) -> None:
+                 max_sites: int = 100_000, tolerate_extra: bool = True) -> None:
+        """``tolerate_extra=False`` for a publisher (p1-reader, the bridge): every field it
+        sends must be in the contract."""
         self.max_drift_s = max_drift_s
+        self.tolerate_extra = tolerate_extra
         self.rebase_after = rebase_after
         self.max_sites = max_sites
         self._sites: dict[str, _Site] = {}
 
     def check(self, reading: Any, received_s: float) -> None:
-        t = check_reading(reading)
+        t = check_reading(reading, self.tolerate_extra)
         exempt = self.max_drift_s is None or reading.get("source") in EXEMPT_SOURCES
         if not exempt and reading.get("ts_source") != "host" and self.max_drift_s is not None:
             drift = t - received_s

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import OutputConfig, OutputState
+from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 
 from .config import ConfigError, parse_outputs
@@ -58,6 +59,7 @@ class LoadControllerService:
         # seq grows across restarts too: it starts at the wall clock in ms
         self.ctl = Controller(site, outputs or [], params, seq_base=int(time.time() * 1000))
         self._last_reading_ts: Any = None
+        self.guard = ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s)
         self.readings_handled = 0  # readings decided on and published (tests sync on it)
         self.config_error: str | None = None
         # log lines name the site when one process serves many
@@ -98,6 +100,7 @@ class LoadControllerService:
         if not payload:
             return
         reading = decode_json_object(payload)
+        self.guard.check(reading, time.time())  # Implausible: counted and logged by the MQTT wrapper
         ts = reading.get("ts")
         if ts is not None and ts == self._last_reading_ts:
             return  # the same telegram twice (a QoS duplicate, two readers): not new data

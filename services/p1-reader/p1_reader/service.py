@@ -24,8 +24,8 @@ from p1common.dsmr.framer import FramerStats, TelegramFramer
 from p1common.dsmr.parser import TelegramError, parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
 from p1common.logs import RateLimitedLog
-from p1common.plausibility import Implausible, ReadingGuard
 from p1common.mqtt import dumps
+from p1common.plausibility import Implausible, ReadingGuard
 from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
@@ -103,7 +103,7 @@ class TelegramHandler:
         clock: Callable[[], float] = time.time,
         guard: ReadingGuard | None = None,
     ) -> None:
-        self.guard = guard or ReadingGuard()
+        self.guard = guard or ReadingGuard(tolerate_extra=False)
         self.settings = settings
         self.topics = topics
         self.site = site
@@ -361,7 +361,8 @@ def run(
     handler = TelegramHandler(
         settings, runtime.topics, site, "replay" if replay_file else "p1",
         lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
-        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s),
+        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
+                                              tolerate_extra=False),
     )
     if settings.ha_discovery:
         def on_ha_status(topic: str, payload: bytes) -> None:

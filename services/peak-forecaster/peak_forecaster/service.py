@@ -22,6 +22,7 @@ from p1common.discovery import EntityDescription, discovery_messages
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import PeakConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
+from p1common.plausibility import Implausible, ReadingGuard
 from p1common.service import ServiceRuntime
 from p1common.topics import HA_STATUS_TOPIC, shard_of
 
@@ -94,6 +95,7 @@ class PeakService:
         # re-sent after a restart, since a SIGKILL can land after the state was written
         # and before paho sent them (consumers keep one copy of a quarter per start)
         self.recent: dict[str, dict[str, Any]] = {}
+        self.guard = ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s)
         self.lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_cv = threading.Condition()
@@ -218,6 +220,11 @@ class PeakService:
         site = parsed.site
         reading = decode_json_object(payload)
         with self.lock:
+            try:  # types, ranges, counters, meter clock: refused before it reaches any state
+                self.guard.check(reading, time.time())
+            except Implausible:
+                READINGS.labels("bad").inc()
+                raise
             eng = self._engine(site)
             try:
                 res = eng.process(reading)

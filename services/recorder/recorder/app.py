@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from p1common.mqtt import BadPayload, decode_json_object
+from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime, state_dir
 
 from .diskbuffer import DiskBuffer
@@ -28,6 +29,7 @@ class Recorder:
         self.runtime = runtime
         self.topics = runtime.topics
         self.mapper = Mapper(peak_every_s=settings.peak_every_s)
+        self.guard = ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s)
         buffer_dir = Path(settings.buffer_dir) if settings.buffer_dir else (
             state_dir("recorder") / "buffer")
         self.buffer = DiskBuffer(buffer_dir, int(settings.buffer_max_mb * 1024 * 1024))
@@ -71,6 +73,8 @@ class Recorder:
         if not payload:  # a retained message being cleared
             return
         obj = decode_json_object(payload)
+        if parsed.kind == "reading":
+            self.guard.check(obj, time.time())  # Implausible: counted and logged, never written
         try:
             points = self.mapper.points(parsed, obj)
         except MappingError as exc:

@@ -16,6 +16,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from p1common.mqtt import decode_json_object
 from p1common.payloads import OutputsConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json
+from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, SettingsError
 
@@ -60,6 +62,7 @@ class WebService:
         if web.seed_outputs:
             self.seed_outputs(common.site, web.seed_outputs)
         self.live = LiveState(web.quarters_kept)
+        self.guard = ReadingGuard(max_drift_s=common.max_clock_drift_s)
         self._restore_quarters()
         self.hub = EventHub()
         self.ctx = WebContext(
@@ -128,6 +131,8 @@ class WebService:
         if parsed is None or not payload:  # empty = a retained message being cleared
             return
         obj: Any = payload.decode("utf-8", "replace") if parsed.kind == "status" else decode_json_object(payload)
+        if parsed.kind == "reading":
+            self.guard.check(obj, time.time())  # Implausible: counted and logged by the MQTT wrapper
         event = self.live.apply(parsed, obj, datetime.now().astimezone().isoformat(timespec="seconds"))
         if event is None:
             return
