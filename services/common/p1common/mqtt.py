@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], None]
 UNREACHABLE_WARN_S = 10.0  # a broker unreachable this long is worth a WARNING
 MAX_JSON_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 8  # the contract's deepest payload (reading.mbus[].x) is 3 levels
 
 
 class BadPayload(ValueError):
@@ -54,11 +55,30 @@ def decode_json(payload: bytes, max_bytes: int = MAX_JSON_BYTES) -> Any:
     if len(payload) > max_bytes:
         raise BadPayload(f"payload of {len(payload)} bytes is over the {max_bytes} byte limit")
     try:
-        return json.loads(payload, parse_constant=_no_constant, parse_float=_finite_float)
+        obj = json.loads(payload, parse_constant=_no_constant, parse_float=_finite_float)
     except BadPayload:
         raise
+    except RecursionError:
+        raise BadPayload(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadPayload(f"not JSON: {exc}") from None
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise BadPayload(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return obj
+
+
+def _depth(obj: Any) -> int:
+    """How deeply lists and objects nest (iterative: the payload is at most MAX_JSON_BYTES)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _no_constant(name: str) -> float:

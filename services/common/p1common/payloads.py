@@ -50,6 +50,13 @@ Count = Annotated[int, Field(ge=0, le=99_999)]
 TariffCode = Annotated[int, Field(ge=0, le=9)]
 # breaker / valve states: 0 disconnected, 1 connected, 2 ready for reconnection
 SwitchState = Annotated[int, Field(ge=0, le=2)]
+# the capacity tariff's values: a quarter's average is at most the meter's 100 kW; the
+# thresholds and forecasts of the largest connections stay well under 1 MW
+PeakW = Annotated[float, Field(ge=0, le=1_000_000)]
+SignedPeakW = Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
+QuarterWh = Annotated[float, Field(ge=0, le=250_000)]  # 1 MW for 15 minutes
+QuarterSeconds = Annotated[float, Field(ge=0, le=4 * 3600)]  # a quarter, a DST hour and gaps
+Euro = Annotated[float, Field(ge=0, le=100_000_000)]
 
 
 
@@ -259,14 +266,14 @@ class Peak(_Model):
     site: str
     ts: Iso
     quarter_start: Iso
-    energy_wh: float = Field(description="energy of the quarter so far (see avg_source)")
-    avg_w: float = Field(description="energy_wh x 4: the quarter's average if nothing more were drawn")
-    forecast_w: float
-    threshold_w: float
-    headroom_w: float
+    energy_wh: QuarterWh = Field(description="energy of the quarter so far (see avg_source)")
+    avg_w: PeakW = Field(description="energy_wh x 4: the quarter's average if nothing more were drawn")
+    forecast_w: PeakW
+    threshold_w: PeakW
+    headroom_w: SignedPeakW
     level: Literal["ok", "warn", "alarm"]
-    month_peak_w: float = Field(description="this month's peak as billed (never below 2500 W)")
-    meter_avg_demand_w: float | None = Field(
+    month_peak_w: PeakW = Field(description="this month's peak as billed (never below 2500 W)")
+    meter_avg_demand_w: PeakW | None = Field(
         None, description="the meter's 1-0:1.4.0 in this reading: energy since the quarter's start / time elapsed")
     avg_source: AvgSource | None = Field(None, description=_AVG_SOURCE)
     observed_from: Iso | None = Field(
@@ -276,10 +283,10 @@ class Peak(_Model):
     month_peak_is_floor: bool | None = Field(
         None, description="month_peak_w is the 2.5 kW minimum, not a quarter of this month")
     quarter_end: Iso | None = None
-    elapsed_s: float | None = Field(None, description="seconds since quarter_start")
+    elapsed_s: QuarterSeconds | None = Field(None, description="seconds since quarter_start")
     algorithm: Literal["default", "baseline"] | None = None
-    power_w: float | None = Field(None, description="smoothed import power (30 s)")
-    meter_diff_w: float | None = Field(
+    power_w: PeakW | None = Field(None, description="smoothed import power (30 s)")
+    meter_diff_w: SignedPeakW | None = Field(
         None, description="our energy so far / elapsed minus meter_avg_demand_w (like for like)")
     warned_at: Iso | None = Field(None, description="first alarm of this quarter")
 
@@ -292,11 +299,11 @@ class QuarterRecord(_Model):
     site: str
     start: Iso
     end: Iso
-    energy_wh: float
-    avg_w: float
-    meter_avg_w: float | None = Field(None, description="the meter's 1-0:1.4.0 in the quarter's last reading")
+    energy_wh: QuarterWh
+    avg_w: PeakW
+    meter_avg_w: PeakW | None = Field(None, description="the meter's 1-0:1.4.0 in the quarter's last reading")
     complete: bool = Field(description="false when data was missing (gap, meter swap, avg_source partial)")
-    threshold_w: float
+    threshold_w: PeakW
     warned_at: Iso | None
     avg_source: AvgSource | None = Field(None, description=_AVG_SOURCE)
     flags: list[QuarterFlag] | None = None
@@ -307,7 +314,7 @@ class QuarterRecord(_Model):
 
 class MonthPeakEntry(_Model):
     month: str
-    peak_w: float
+    peak_w: PeakW
 
 
 class MonthRecord(_Model):
@@ -317,29 +324,29 @@ class MonthRecord(_Model):
     v: int = CONTRACT_VERSION
     site: str
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
-    peak_w: float = Field(description="billed for this month: the meter's 1-0:1.6.0 or ours, never below 2500 W")
+    peak_w: PeakW = Field(description="billed for this month: the meter's 1-0:1.6.0 or ours, never below 2500 W")
     peak_start: Iso | None = Field(description="when peak_w was reached; null while peak_is_floor")
     history: list[MonthPeakEntry] = Field(max_length=12)
-    billed_w: float
-    cost_eur_year: float
+    billed_w: PeakW
+    cost_eur_year: Euro
     peak_is_floor: bool | None = Field(
         None, description="peak_w is the 2.5 kW minimum: the month's highest quarter (our_peak_w or "
         "meter_peak_w, per source) is below it. Absent from publishers older than this field")
     source: Literal["meter", "ours"] | None = None
-    our_peak_w: float | None = Field(None, description="our highest closed quarter this month, not floored")
+    our_peak_w: PeakW | None = Field(None, description="our highest closed quarter this month, not floored")
     our_peak_start: Iso | None = None
-    meter_peak_w: float | None = Field(None, description="the meter's 1-0:1.6.0 for this month, not floored")
+    meter_peak_w: PeakW | None = Field(None, description="the meter's 1-0:1.6.0 for this month, not floored")
     meter_peak_ts: Iso | None = Field(None, description="the timestamp the meter sent with 1-0:1.6.0")
-    meter_diff_w: float | None = Field(None, description="our_peak_w - meter_peak_w")
-    price_eur_per_kw_year: float | None = None
+    meter_diff_w: SignedPeakW | None = Field(None, description="our_peak_w - meter_peak_w")
+    price_eur_per_kw_year: Euro | None = None
 
 
 class OutputSet(_Model):
     model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     ts: Iso
-    seq: int = Field(ge=0)
-    ttl_s: float = Field(gt=0)
+    seq: int = Field(ge=0, le=2**63 - 1)
+    ttl_s: float = Field(gt=0, le=3600)
     on: bool | None = None
     pct: float | None = Field(None, ge=0, le=100)
 
@@ -351,7 +358,7 @@ class OutputState(_Model):
     on: bool | None = None
     pct: float | None = Field(None, ge=0, le=100)
     override: bool = False
-    seq: int | None = None
+    seq: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class OutputConfig(_Model):
@@ -391,6 +398,27 @@ class Control(_Model):
     site: str
     ts: Iso
     outputs: list[dict[str, Any]]
+
+
+# the model of each kind of topic (p1common.topics.Parsed.kind) a service may receive
+MODELS_BY_KIND: dict[str, type[BaseModel]] = {
+    "reading": Reading,
+    "live": Live,
+    "peak": Peak,
+    "peak/quarter": QuarterRecord,
+    "peak/month": MonthRecord,
+    "output/set": OutputSet,
+    "output/state": OutputState,
+    "control": Control,
+}
+
+
+def check_kind(kind: str, obj: Any) -> None:
+    """:func:`check` a received payload against its topic's model, new fields tolerated
+    (a consumer lets a newer publisher add some). Kinds without a model pass."""
+    model = MODELS_BY_KIND.get(kind)
+    if model is not None:
+        check(model, obj, tolerate_extra=True)
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

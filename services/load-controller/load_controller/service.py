@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Gauge
-from pydantic import ValidationError
 
 from p1common.mqtt import BadPayload, decode_json_object
-from p1common.payloads import OutputConfig, OutputState
+from p1common.payloads import OutputConfig, Refused, check_kind
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 
@@ -114,8 +113,10 @@ class LoadControllerService:
         if not payload:
             return
         peak = decode_json_object(payload)
-        if not isinstance(peak.get("headroom_w"), (int, float)):
-            raise BadPayload("peak without a numeric headroom_w")
+        try:  # strict: a bool, a string or a 400-digit number is no headroom
+            check_kind("peak", peak)
+        except Refused as exc:
+            raise BadPayload(str(exc)) from None
         with self.lock:
             self.ctl.on_peak(self.clock(), peak)
 
@@ -125,9 +126,9 @@ class LoadControllerService:
             return
         state = decode_json_object(payload)
         try:
-            OutputState.model_validate(state)
-        except ValidationError as exc:
-            raise BadPayload(f"state: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}") from None
+            check_kind("output/state", state)
+        except Refused as exc:
+            raise BadPayload(f"state: {exc}") from None
         with self.lock:
             self.ctl.on_state(self.clock(), parsed.ident, state)
 

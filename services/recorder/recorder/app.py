@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from p1common.mqtt import BadPayload, decode_json_object
+from p1common.payloads import Refused, check_kind
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime, state_dir
 
@@ -75,6 +76,11 @@ class Recorder:
         obj = decode_json_object(payload)
         if parsed.kind == "reading":
             self.guard.check(obj, time.time())  # Implausible: counted and logged, never written
+        else:
+            try:
+                check_kind(parsed.kind, obj)
+            except Refused as exc:
+                raise BadPayload(str(exc)) from None
         try:
             points = self.mapper.points(parsed, obj)
         except MappingError as exc:
