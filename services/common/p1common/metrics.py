@@ -14,6 +14,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 
 MQTT_CONNECTED = Gauge("p1_mqtt_connected", "1 while connected to the broker", ["client_id"])
 MQTT_RECEIVED = Counter("p1_mqtt_messages_received_total", "MQTT messages received", ["client_id"])
+# counted once every handler of a message has returned (or raised): a test (or an
+# operator) that sees it rise knows the message before is completely dealt with
+MQTT_HANDLED = Counter("p1_mqtt_messages_handled_total", "MQTT messages whose handlers have finished",
+                       ["client_id"])
 MQTT_PUBLISHED = Counter("p1_mqtt_messages_published_total", "MQTT messages published", ["client_id"])
 MQTT_BAD_PAYLOADS = Counter(
     "p1_mqtt_bad_payloads_total", "MQTT payloads refused (bad JSON, wrong types, too big)",

@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from .metrics import (
     MQTT_BAD_PAYLOADS,
     MQTT_CONNECTED,
+    MQTT_HANDLED,
     MQTT_HANDLER_ERRORS,
     MQTT_PUBLISHED,
     MQTT_RECEIVED,
@@ -277,6 +278,12 @@ class MqttClient:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
         MQTT_RECEIVED.labels(self.client_id).inc()
+        try:
+            self._dispatch(msg)
+        finally:
+            MQTT_HANDLED.labels(self.client_id).inc()
+
+    def _dispatch(self, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             subs = list(self._subs)
         matching = [(pattern, handler, skip_retained) for pattern, _, handler, skip_retained in subs

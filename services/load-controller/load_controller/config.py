@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 def parse_outputs(doc: Any) -> list[OutputConfig]:
     """Validate an outputs document; raise :class:`ConfigError` naming the field."""
     try:
-        cfg = OutputsConfig.model_validate(doc)
+        cfg = OutputsConfig.model_validate(doc, strict=True)  # JSON: "2400" is no number
     except ValidationError as exc:
         problems = []
         for err in exc.errors()[:5]:

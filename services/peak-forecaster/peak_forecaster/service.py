@@ -274,7 +274,7 @@ class PeakService:
             return
         doc = decode_json_object(payload)
         try:
-            cfg = PeakConfig.model_validate(doc)
+            cfg = PeakConfig.model_validate(doc, strict=True)  # JSON: "4000" is no number
         except ValidationError as exc:
             errs = "; ".join(
                 f"{'.'.join(str(x) for x in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
