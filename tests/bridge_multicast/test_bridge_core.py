@@ -10,6 +10,7 @@ from bridge_multicast import core, layouts
 from bridge_multicast.config import BridgeSettings
 from bridge_multicast.core import BridgeCore, RecentSet
 from bridge_multicast.layouts import SEED_7
+from p1common.plausibility import ReadingGuard
 from p1common.settings import SettingsError
 
 HOST = datetime.fromisoformat("2026-01-15T15:10:59+01:00").astimezone(ZoneInfo("Europe/Brussels"))
@@ -188,3 +189,15 @@ def test_own_check_with_a_wildcard_sending_address():
     assert c.on_datagram(sent.frame, ("192.168.178.10", 40000), 0.01, HOST).reason == core.OWN
     # another host that happens to use the same source port is not taken for us
     assert c.on_datagram(FRAME, ("192.168.178.74", 40000), 0.02, HOST).action == "publish"
+
+
+def test_a_frame_that_decodes_to_an_impossible_reading_is_refused():
+    """A legacy frame is lenient JSON: 1.7e308 W decodes; it must not become a reading."""
+    bridge = BridgeCore(SEED_7, "home", guard=ReadingGuard(max_drift_s=3600, tolerate_extra=False))
+    ok = bridge.on_datagram(b'{"dsmr":[83125000,27689000,668,0,1,11,2]}', LEGACY_IF, 0.0, HOST)
+    assert ok.action == "publish"
+    huge = bridge.on_datagram(b'{"dsmr":[83125000,27689000,1.7e308,0,1,11,3]}', LEGACY_IF, 1.0, HOST)
+    assert (huge.action, huge.reason, huge.message) == (
+        "bad", core.IMPLAUSIBLE, "import_w: Input should be less than or equal to 100000")
+    back = bridge.on_datagram(b'{"dsmr":[83124000,27689000,668,0,1,11,4]}', LEGACY_IF, 2.0, HOST)
+    assert (back.action, back.message) == ("bad", "import_kwh: went backwards from 83125.0 to 83124.0")
