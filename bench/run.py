@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import importlib
 import platform
+import re
 import sys
 import time
 import traceback
@@ -22,6 +23,8 @@ OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 class Report:
+    """The sections one benchmark module reports, in order."""
+
     def __init__(self) -> None:
         self.sections: list[tuple[str, str]] = []
 
@@ -36,6 +39,60 @@ def available() -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
+# BENCHMARKS.md holds one block per benchmark module, between these markers, so that
+# `python -m bench.run NAME` replaces its own block and keeps the others as they were
+BEGIN = re.compile(r"^<!-- bench:(?P<name>[a-z_]+) (?P<stamp>[^>]*) -->$", re.M)
+
+
+def end_marker(name: str) -> str:
+    return f"<!-- /bench:{name} -->"
+
+
+def read_blocks(text: str) -> dict[str, tuple[str, str]]:
+    """name -> (when and where it ran, its markdown) of every block in a BENCHMARKS.md."""
+    blocks = {}
+    for m in BEGIN.finditer(text):
+        name = m.group("name")
+        stop = text.find(end_marker(name), m.end())
+        if stop >= 0:
+            blocks[name] = (m.group("stamp"), text[m.end():stop].strip())
+    return blocks
+
+
+def render(blocks: dict[str, tuple[str, str]]) -> str:
+    names = sorted(blocks, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    head = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (every benchmark) or `python -m bench.run NAME` (that one's block "
+        "only). Ratios are measured against a reference in the same run. Which block comes from "
+        "which run:",
+        "",
+        "| benchmark | run |",
+        "|---|---|",
+        *[f"| {n} | {blocks[n][0]} |" for n in names],
+        "",
+    ]
+    body = [f"<!-- bench:{n} {blocks[n][0]} -->\n{blocks[n][1]}\n{end_marker(n)}\n" for n in names]
+    return "\n".join(head + body)
+
+
+def block_of(report: Report) -> str:
+    return "\n".join(f"## {title}\n\n{markdown.strip()}\n" for title, markdown in report.sections)
+
+
+def stamp() -> str:
+    return (f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {platform.machine()}, "
+            f"Python {platform.python_version()}")
+
+
+def write_block(out: Path, name: str, report: Report) -> None:
+    """Replace (or add) benchmark ``name``'s block in ``out``; the others stay."""
+    blocks = read_blocks(out.read_text()) if out.exists() else {}
+    blocks[name] = (stamp(), block_of(report))
+    out.write_text(render(blocks))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="make bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,30 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(OUT), help="markdown file to write")
     args = ap.parse_args(argv)
     names = args.names or available()
-    report = Report()
+    out = Path(args.out)
+    if not args.names and out.exists() and not read_blocks(out.read_text()):
+        out.write_text("")  # a file from before the blocks: a full run writes it anew
     failed = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] bench.{name} ...", flush=True)
         t0 = time.monotonic()
+        report = Report()
         try:
             importlib.import_module(f"bench.{name}").run(report)
         except Exception:
             traceback.print_exc()
             failed.append(name)
             report.section(f"{name}: FAILED", "```\n" + traceback.format_exc()[-2000:] + "\n```")
+        write_block(out, name, report)  # after each benchmark: a long run that stops keeps what it measured
         print(f"[{i}/{len(names)}] bench.{name} done in {time.monotonic() - t0:.0f} s", flush=True)
-    head = [
-        "# Benchmarks",
-        "",
-        f"Written by `make bench` on {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
-        f"{platform.machine()}, Python {platform.python_version()}, "
-        f"{len(names)} benchmark(s). Ratios are measured against a reference in the same run.",
-        "Reproduce: `make bench` (all) or `.venv/bin/python -m bench.run NAME`.",
-        "",
-    ]
-    body = [f"## {t}\n\n{m.strip()}\n" for t, m in report.sections]
-    Path(args.out).write_text("\n".join(head + body))
-    print(f"\nwrote {args.out}", flush=True)
+    print(f"\nwrote {out}", flush=True)
     return 1 if failed else 0
 
 
