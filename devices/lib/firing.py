@@ -67,7 +67,9 @@ def delay_us(pct, mains_hz=50):
     # delay after the zero crossing for pct % of power; None = do not fire
     if pct <= 0:
         return None
-    half_us = 500000 // mains_hz
+    # the half-cycle in float: 500000 // 60 would cut 1/3 us off it (4166 for 50 % at 60 Hz,
+    # where the exact delay is 4166.67 us)
+    half_us = 500000 / mains_hz
     return int(angle_for(pct / 100) / math.pi * half_us + 0.5)
 
 

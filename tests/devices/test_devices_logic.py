@@ -59,7 +59,8 @@ EXPECTED = {
     "delays": "[None, 8840, 7411, 6324]",
     "delays2": "[5000, 3676, 0]",
     "delays3": "[2589, 1160]",
-    "delays60": "[5270, 4166, 3063]",
+    # exact maths (see exact_delay_us below): 5269.76, 4166.67 and 3063.58 us
+    "delays60": "[5270, 4167, 3064]",
     "roundtrip": "[50000, 330000]",
     "table": "[101, -1, 8840, 5000, 1160, 100]",
     "form": "[('mqtt_port', '1884'), ('password', 'p&ss=w0rd'), ('site', 'home'), "
@@ -157,14 +158,60 @@ def test_burst_is_exactly_linear_for_every_tenth_of_a_percent() -> None:
         assert fired == 2 * level, level      # 1000 cycles, both halves of each
 
 
-def test_phase_angle_inverts_the_power_curve() -> None:
-    assert firing.power_fraction(0) == 1 and firing.power_fraction(math.pi) == pytest.approx(0)
-    for pct in range(1, 100):
-        a = firing.angle_for(pct / 100)
-        assert firing.power_fraction(a) == pytest.approx(pct / 100, abs=1e-9)
-        d = firing.delay_us(pct)
-        assert d == round(a / math.pi * 10000)
-        assert 10000 - d == pytest.approx(firing.delay_us(100 - pct), abs=1)  # P symmetric
+# -- phase angle, from first principles -------------------------------------------------
+# A resistive load on v = sin(theta) fired at angle a conducts from a to pi of each half-cycle:
+# its share of full power is the integral of sin^2 over [a, pi] divided by the one over
+# [0, pi], which is P(a) = 1 - a/pi + sin(2a)/(2 pi). The delay after the zero crossing is
+# a/pi of the half-cycle, 1e6 / (2 f) us. Solved here by our own bisection (to the float's
+# last bit), not by devices/lib/firing.py.
+
+def _share_by_integration(a: float, steps: int = 2000) -> float:
+    """Simpson's rule on sin^2: the definition of the share, not the closed form."""
+    def integral(lo: float, hi: float) -> float:
+        h = (hi - lo) / steps
+        total = math.sin(lo) ** 2 + math.sin(hi) ** 2
+        total += sum((4 if i % 2 else 2) * math.sin(lo + i * h) ** 2 for i in range(1, steps))
+        return total * h / 3
+    return integral(a, math.pi) / integral(0.0, math.pi)
+
+
+def _share(a: float) -> float:
+    return 1 - a / math.pi + math.sin(2 * a) / (2 * math.pi)
+
+
+def exact_delay_us(pct: int, mains_hz: int) -> float:
+    lo, hi = 0.0, math.pi
+    while True:
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if _share(mid) > pct / 100 else (lo, mid)
+    return mid / math.pi * 1e6 / (2 * mains_hz)
+
+
+def test_closed_form_is_the_integral_of_sin_squared() -> None:
+    for a in (0.0, 0.3, 1.0, math.pi / 2, 2.0, 3.0):
+        assert _share(a) == pytest.approx(_share_by_integration(a), abs=1e-9)
+
+
+def test_expected_delays_are_the_exact_maths() -> None:
+    """The literal EXPECTED values above, against the reference (nearest microsecond)."""
+    def nearest(pct: int, hz: int) -> int:
+        return math.floor(exact_delay_us(pct, hz) + 0.5)
+    assert EXPECTED["delays"] == str([None] + [nearest(p, 50) for p in (1, 10, 25)])
+    assert EXPECTED["delays2"] == str([nearest(p, 50) for p in (50, 75, 100)])
+    assert EXPECTED["delays3"] == str([nearest(p, 50) for p in (90, 99)])
+    assert EXPECTED["delays60"] == str([nearest(p, 60) for p in (25, 50, 75)])
+
+
+@pytest.mark.parametrize("mains_hz", [50, 60])
+def test_phase_angle_delay_is_the_exact_maths(mains_hz: int) -> None:
+    assert firing.delay_us(0, mains_hz) is None
+    for pct in range(1, 101):
+        exact = exact_delay_us(pct, mains_hz)
+        assert firing.delay_us(pct, mains_hz) == math.floor(exact + 0.5), (pct, exact)
+        assert firing.power_fraction(exact / (1e6 / (2 * mains_hz)) * math.pi) == \
+            pytest.approx(pct / 100, abs=1e-12)
     table = firing.delay_table()
     assert all(table[p] > table[p + 1] for p in range(1, 99))
     assert table[1] <= 9600 and table[100] == 100
