@@ -93,8 +93,10 @@ def write_scenario(path: Path, scenario: dict[str, Any]) -> Path:
 def _env(mosquitto: Any, site: str, state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LOADCTL_", "METER_SIM_", "PEAK_", "P1_", "MQTT_"))}
+    # the meter clock is the simulation's (a scenario day, faster than real time): not
+    # checked against this host's (p1common.plausibility), explicitly
     env.update({"MQTT_URL": mosquitto.url, "P1_SITE": site, "P1_STATE_DIR": str(state_dir),
-                "LOG_LEVEL": "INFO"})
+                "LOG_LEVEL": "INFO", "P1_MAX_CLOCK_DRIFT_S": "0"})
     return env
 
 
