@@ -140,7 +140,9 @@ def test_a_message_no_subscription_matches_is_dropped_and_counted():
         watcher.close()
 
 
-def test_shared_subscriptions_are_matched_without_their_prefix(mosquitto):
+def test_shared_subscriptions_are_matched_without_their_prefix(private_mosquitto):
+    # a broker of its own: on the shared one, other tests' readings match p1/+/reading too
+    mosquitto = private_mosquitto
     got: list[tuple[str, bytes]] = []
     pub = Subscriber(mosquitto.port, "p1/status/svc-shared")
     c = MqttClient("svc-shared", parse_mqtt_url(mosquitto.url))
@@ -161,6 +163,9 @@ def test_a_broker_not_listening_yet_is_no_error(private_mosquitto, caplog):
     listens. paho logs "Client is not connected" as ERROR on every retry; here: DEBUG,
     with one INFO line of the wrapper, and no ERROR at all once the broker is there."""
     caplog.set_level(logging.DEBUG)
+    # a service started earlier in this process set paho's logger to WARNING (setup_logging)
+    caplog.set_level(logging.DEBUG, logger="paho")
+    caplog.set_level(logging.DEBUG, logger="p1common.mqtt")
     private_mosquitto.stop()
     c = MqttClient("svc-early", parse_mqtt_url(private_mosquitto.url), max_backoff_s=1)
     c.start()
