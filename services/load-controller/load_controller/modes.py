@@ -168,9 +168,6 @@ class SurplusSwitch:
         self.above_since = None
         self.on_since = None
 
-    def force_off(self) -> None:
-        self.reset()
-
     def timers(self, now: float, on_delay_s: float, min_on_s: float) -> dict[str, float | None]:
         delay = None
         if self.on_since is None and self.above_since is not None:
@@ -179,9 +176,6 @@ class SurplusSwitch:
         if self.on_since is not None:
             min_on = max(0.0, min_on_s - (now - self.on_since))
         return {"on_delay_remaining_s": delay, "min_on_remaining_s": min_on}
-
-    def must_stay_on(self, now: float, min_on_s: float) -> bool:
-        return self.on_since is not None and now - self.on_since < min_on_s
 
     def step_on(self, now: float, net_w: float, min_on_s: float) -> tuple[bool, str]:
         """Decide for a switch that is on; ``net_w`` is the net this output sees."""

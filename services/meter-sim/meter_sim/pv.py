@@ -133,16 +133,3 @@ def cloud_day(seed: int, day: date) -> tuple[str, list[float]]:
         t = b + r.expovariate(1 / mean_gap_s) + 10
     return kind, out
 
-
-@dataclass
-class PvDay:
-    day: date
-    kind: str
-    watts: list[float]
-
-
-def pv_day(cfg: PvConfig, seed: int, day: date) -> PvDay:
-    clear = clear_sky_day(cfg, day)
-    kind, clouds = cloud_day(seed, day)
-    limit = cfg.inverter_w if cfg.inverter_w is not None else cfg.kwp * 1000
-    return PvDay(day, kind, [min(limit, c * k) for c, k in zip(clear, clouds, strict=True)])

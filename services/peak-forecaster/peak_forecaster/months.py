@@ -26,10 +26,6 @@ def month_index(month: str) -> int:
     return int(y) * 12 + int(m) - 1
 
 
-def month_of_index(i: int) -> str:
-    return f"{i // 12:04d}-{i % 12 + 1:02d}"
-
-
 def floored(peak_w: float | None) -> float:
     return max(FLOOR_W, peak_w or 0.0)
 

@@ -14,7 +14,7 @@ raises :class:`TelegramError` with a message saying which and why, and a short
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -642,7 +642,3 @@ _MBUS_ORDER = ("channel", "device_type", "kind", "equipment_id", "ean", "value",
 def _ordered(dev: dict[str, Any]) -> dict[str, Any]:
     return {k: dev[k] for k in _MBUS_ORDER if k in dev}
 
-
-def utc_epoch(iso: str) -> float:
-    """Seconds since the epoch of an ISO 8601 time with offset (for ``live``)."""
-    return datetime.fromisoformat(iso).astimezone(UTC).timestamp()
