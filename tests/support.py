@@ -133,26 +133,45 @@ class Msg:
 
 
 class Subscriber:
-    """A plain paho client that records every message on its subscriptions."""
+    """A plain paho client that records every message on its subscriptions.
+
+    Ready (the constructor returns) once the broker has acknowledged every subscription
+    (SUBACK): whatever is published after that reaches it. ``granted`` holds the SUBACK
+    reason codes (0-2 the QoS granted, 128 refused, e.g. by an ACL)."""
 
     def __init__(self, broker_url_or_port: str | int, *topics: str, username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, timeout_s: float = 10.0) -> None:
         port = broker_url_or_port if isinstance(broker_url_or_port, int) else int(
             str(broker_url_or_port).rsplit(":", 1)[1]
         )
         self.messages: list[Msg] = []
         self.queue: queue.Queue[Msg] = queue.Queue()
         self._lock = threading.Lock()
-        self._subscribed = threading.Event()
+        self._ready = threading.Event()
+        self._pending: set[int] = set()
+        self.granted: list[int] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
         self.topics = topics
 
+        # every callback runs on paho's network thread: the SUBACK of a subscription made
+        # in on_connect is handled only after on_connect returned and its mid was noted
         def on_connect(c, u, f, rc, p):  # type: ignore[no-untyped-def]
-            for t in topics:
-                c.subscribe(t, 1)
-            self._subscribed.set()
+            if rc.is_failure:
+                return
+            if not topics:
+                self._ready.set()
+                return
+            result, mid = c.subscribe([(t, 1) for t in topics])
+            if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+                self._pending.add(mid)
+
+        def on_subscribe(c, u, mid, reason_codes, p):  # type: ignore[no-untyped-def]
+            self._pending.discard(mid)
+            self.granted = [int(getattr(rc, "value", rc)) for rc in reason_codes]
+            if not self._pending:
+                self._ready.set()
 
         def on_message(c, u, m):  # type: ignore[no-untyped-def]
             msg = Msg(m.topic, m.payload, bool(m.retain), m.qos)
@@ -161,11 +180,13 @@ class Subscriber:
             self.queue.put(msg)
 
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        assert self._subscribed.wait(5), "subscriber did not connect"
-        time.sleep(0.05)
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise AssertionError(f"subscriber to {topics} not acknowledged within {timeout_s} s")
 
     def on(self, topic_filter: str) -> list[Msg]:
         with self._lock:

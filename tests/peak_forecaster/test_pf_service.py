@@ -40,11 +40,12 @@ class Service:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
         try:
+            # "online" follows its SUBSCRIBEs on the same connection (p1common.mqtt): seen,
+            # the service receives its topics; no pause needed
             wait_for(lambda: any(m.payload == b"online" and not m.retain for m in watch.messages),
                      15)
         finally:
             watch.close()
-        time.sleep(0.3)  # its subscriptions follow the birth message
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -149,13 +150,13 @@ def test_shards_split_the_sites(mosquitto: Mosquitto, tmp_path: Path) -> None:
         sub = Subscriber(mosquitto.port, "p1/+/peak")
         for s in sites:
             publish_all(sub, [Meter("2026-01-15T10:00:00+01:00", site=s).reading(100)])
-
-        def served() -> set[str]:
-            return {x.topic.split("/")[1] for x in sub.on("p1/+/peak")} & set(sites)
-
-        wait_for(lambda: served() == set(mine))
-        time.sleep(0.3)
-        assert served() == set(mine)
+        # the barrier: one more reading of a site of this shard, sent after all the others;
+        # the service handles its readings in order, so when this one's peak is out, a peak
+        # of any other site would have come before it
+        marker = Meter("2026-01-15T10:00:10+01:00", site=mine[0]).reading(100)
+        publish_all(sub, [marker])
+        wait_for(lambda: any(x.json()["ts"] == marker["ts"] for x in sub.on(f"p1/{mine[0]}/peak")))
+        assert {x.topic.split("/")[1] for x in sub.on("p1/+/peak")} & set(sites) == set(mine)
         sub.close()
     finally:
         assert svc.stop() == 0

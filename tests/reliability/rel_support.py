@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,10 @@ class Proc:
         STARTED.append(self)
         try:
             if watch:
+                # no pause after it: the service sends "online" after its SUBSCRIBEs on the
+                # same connection (p1common.mqtt, _on_connect) and the broker handles one
+                # client's packets in order, so once "online" is out it receives its topics
                 wait_for(lambda: self._online_seen(watch), timeout_s)
-                time.sleep(0.3)  # its subscriptions follow the birth message
         finally:
             if watch:
                 watch.close()
