@@ -1,33 +1,144 @@
-"""The OBIS objects p1-reader understands, as data: reference -> field name and value kind.
+"""The OBIS objects we understand, as data: reference -> field, converter, fast path.
 
-Adding an object is one entry here; ``parser.py`` holds the machinery that turns a
-kind into a value (unit conversion, timestamp, hex decoding). Field names are the
-ones of the reading payload (``p1common.payloads.Reading``). An OBIS reference that
-is not listed lands in the reading's ``extra`` map with its raw text, never fatal.
+In the style of dsmr_parser's ``telegram_specifications`` and Home Assistant's DSMR
+``SENSORS``: adding an object is one :class:`Spec` here. A converter takes the values
+between the brackets and the OBIS reference and returns the field's value, ``None``
+for an empty value (nothing stored), or :data:`EXTRA` when the value is of a kind it
+does not know (the line then lands, raw, in the reading's ``extra`` map). Field names
+are those of ``p1common.payloads.Reading``. ``fast`` names the one fast path
+(``values.fast_*``) for the lines of every telegram.
 """
 
 from __future__ import annotations
 
-# Value kinds ------------------------------------------------------------------
-KWH = "kwh"  # energy counter: float kWh (a value in Wh is divided by 1000)
-W = "w"  # power: float W (a value in kW is multiplied by 1000)
-VOLT = "v"  # float V
-AMP = "a"  # float A
-INT = "int"  # integer (tariff, counters, breaker state)
-STR = "str"  # text as sent
-HEXTEXT = "hex"  # octet string sent as hex: decoded when it is printable ASCII, else as sent
-TS = "ts"  # YYMMDDhhmmssX timestamp -> ISO 8601 with the offset of its S/W flag
-MAX_DEMAND = "max_demand"  # 1-0:1.6.0 (timestamp)(value*kW): month_max_ts + month_max_w
-HISTORY = "history"  # 0-0:98.1.0 the 13-month history of month peaks
-FAILURE_LOG = "failure_log"  # 1-0:99.97.0 power failure event log
-LIMITER = "limiter"  # 0-0:17.0.0: limiter_w (kW/W), limiter_a (A) or limiter_va (kVA/VA)
-VAR = "var"  # reactive power: float var (a value in kvar is multiplied by 1000)
-KVARH = "kvarh"  # reactive energy counter: float kvarh (a value in varh is divided by 1000)
-HZ = "hz"  # float Hz
-RATIO = "ratio"  # a number without unit (power factor)
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import values as conv
+
+EXTRA: Any = object()  # "keep this line raw in extra"
+Converter = Callable[[list[str], str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    field: str | None  # None: the converter returns a dict of fields (two from one object)
+    convert: Converter
+    fast: Callable[[str, int], Any] | None = None  # the fast path for this kind (values.fast_*)
+    first_wins: bool = False  # a second object for the same field does not overwrite it
+
+
+def _or_extra(x: Any) -> Any:
+    return EXTRA if x is None else x
+
+
+def power(values: list[str], ref: str) -> Any:  # kW -> W (W as sent)
+    return _or_extra(conv.power_w(values[0], ref)) if values[0] else None
+
+
+def energy(values: list[str], ref: str) -> Any:  # kWh (Wh -> kWh)
+    return _or_extra(conv.energy_kwh(values[0], ref)) if values[0] else None
+
+
+def reactive_power(values: list[str], ref: str) -> Any:  # kvar -> var
+    return _or_extra(conv.power_w(values[0], ref, "kvar", "var")) if values[0] else None
+
+
+def reactive_energy(values: list[str], ref: str) -> Any:  # varh -> kvarh
+    return _or_extra(conv.energy_kwh(values[0], ref, "kvarh", "varh")) if values[0] else None
+
+
+def hertz(values: list[str], ref: str) -> Any:
+    return _or_extra(conv.number_in(values[0], ref, "hz")) if values[0] else None
+
+
+def ratio(values: list[str], ref: str) -> Any:  # a number without unit
+    return _or_extra(conv.number_in(values[0], ref, "")) if values[0] else None
+
+
+def number(values: list[str], ref: str) -> Any:  # V, A: the unit is the field's
+    return conv.number(conv.split_unit(values[0])[0], ref) if values[0] else None
+
+
+def integer(values: list[str], ref: str) -> Any:
+    return conv.integer(conv.split_unit(values[0])[0], ref) if values[0] else None
+
+
+def timestamp(values: list[str], ref: str) -> Any:  # an invalid stamp is left out
+    return conv.parse_timestamp(values[0])
+
+
+def hex_text(values: list[str], ref: str) -> Any:
+    return conv.hex_text(values[0]) if values[0] else None
+
+
+def text(values: list[str], ref: str) -> Any:
+    return values[0] or None
+
+
+def max_demand(values: list[str], ref: str) -> Any:
+    """1-0:1.6.0 (timestamp)(value*kW) -> month_max_ts, month_max_w."""
+    if len(values) != 2:
+        return EXTRA
+    out: dict[str, Any] = {}
+    ts = conv.parse_timestamp(values[0])
+    if ts is not None:
+        out["month_max_ts"] = ts
+    if values[1]:
+        w = conv.power_w(values[1], ref)
+        if w is not None:
+            out["month_max_w"] = w
+    return out
+
+
+def month_history(values: list[str], ref: str) -> Any:
+    return _or_extra(conv.history(")(".join(values), values, ref))
+
+
+def failure_log(values: list[str], ref: str) -> Any:
+    return _or_extra(conv.failure_log(values, ref))
+
+
+def limiter(values: list[str], ref: str) -> Any:
+    """0-0:17.0.0 in kW/W (limiter_w), kVA/VA (Luxembourg: limiter_va) or A (DSMR 2.2/3)."""
+    num, unit = conv.split_unit(values[0])
+    if unit in ("kw", "w"):
+        return {"limiter_w": conv.power_w(values[0], ref)}
+    if unit in ("kva", "va"):
+        return {"limiter_va": conv.power_w(values[0], ref, "kva", "va")}
+    if unit == "a":
+        return {"limiter_a": conv.number(num, ref)}
+    return EXTRA if values[0] else None
+
+
+# the spec of each kind of object, with its fast path
+KWH = Spec(None, energy, conv.fast_kwh)
+W = Spec(None, power, conv.fast_kw3)
+VOLT = AMP = Spec(None, number, conv.fast_number)
+INT = Spec(None, integer, conv.fast_int)
+TS = Spec(None, timestamp, conv.fast_ts)
+HEXTEXT = Spec(None, hex_text, first_wins=True)
+STR = Spec(None, text)
+VAR = Spec(None, reactive_power)
+KVARH = Spec(None, reactive_energy)
+HZ = Spec(None, hertz)
+RATIO = Spec(None, ratio)
+MAX_DEMAND = Spec(None, max_demand)
+HISTORY = Spec(None, month_history)
+FAILURE_LOG = Spec(None, failure_log)
+LIMITER = Spec(None, limiter)
+
+
+def _table(rows: dict[str, tuple[str, Spec]]) -> dict[str, Spec]:
+    """Each row's kind, named for its field (multi-field kinds keep None)."""
+    multi = (MAX_DEMAND, LIMITER)
+    return {ref: kind if kind in multi else Spec(field, kind.convert, kind.fast, kind.first_wins)
+            for ref, (field, kind) in rows.items()}
+
 
 # Electricity meter objects (channel 0) -------------------------------------------
-OBJECTS: dict[str, tuple[str, str]] = {
+OBJECTS: dict[str, Spec] = _table({
     # identification and clock
     "1-3:0.2.8": ("dsmr_version", STR),
     "0-0:96.1.4": ("dsmr_version", STR),  # Fluvius eMUCS version, e.g. 50217
@@ -107,7 +218,7 @@ OBJECTS: dict[str, tuple[str, str]] = {
     # messages
     "0-0:96.13.0": ("message", HEXTEXT),
     "0-0:96.13.1": ("message_code", HEXTEXT),
-}
+})
 
 # M-Bus objects, on channels 0-1 .. 0-4, keyed without the "0-n:" prefix ------------
 MBUS_DEVICE_TYPE = "device_type"

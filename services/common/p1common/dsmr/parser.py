@@ -9,234 +9,34 @@ Anything wrong with the telegram itself (no '/', no '!' end line, CRC mismatch, 
 line that is not ``OBIS(value)``, a known object whose value is not a number)
 raises :class:`TelegramError` with a message saying which and why, and a short
 ``reason`` label for metrics. Unknown OBIS references are kept in ``extra``.
+
+What each object means is data (:mod:`.obis`), how a value is converted is
+:mod:`.values`; here: framing, CRC, the loop over the lines, M-Bus channels and the
+derived fields.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..dsmr_crc import crc16
 from . import obis as O
 from .tariff import is_low, low_code, meter_family
-
-_OFFSETS = {"S": "+02:00", "W": "+01:00", "s": "+02:00", "w": "+01:00"}
-_LOCAL = ZoneInfo("Europe/Brussels")  # for DSMR 2.2/3 timestamps that carry no S/W flag
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-class TelegramError(ValueError):
-    """A telegram is refused; ``reason`` is a short label (crc, truncated, ...) for metrics."""
-
-    def __init__(self, message: str, reason: str = "unparsable") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-# -- value helpers -------------------------------------------------------------------
-# Bounded caches, per distinct string: history/month-peak/gas stamps, equipment ids
-# and the 13-month history line repeat in every telegram for minutes to months.
-_CACHE_MAX = 4096
-_TS_CACHE: dict[str, str | None] = {}
-_DAY_CACHE: dict[str, str | None] = {}
-_HEX_CACHE: dict[str, str] = {}
-_HISTORY_CACHE: dict[str, tuple[dict[str, Any], ...] | None] = {}
-
-
-def clear_caches() -> None:
-    """Forget every cached conversion (benchmarks start each pass cold)."""
-    for cache in (_TS_CACHE, _DAY_CACHE, _HEX_CACHE, _HISTORY_CACHE):
-        cache.clear()
-
-
-def parse_timestamp(text: str) -> str | None:
-    """Cached :func:`convert_timestamp`: most stamps (history, month peak, gas hour)
-    repeat in every telegram for minutes to months."""
-    try:
-        return _TS_CACHE[text]
-    except KeyError:
-        pass
-    if len(_TS_CACHE) >= _CACHE_MAX:
-        _TS_CACHE.clear()
-    iso = _TS_CACHE[text] = convert_timestamp(text)
-    return iso
-
-
-def _day(yymmdd: str) -> str | None:
-    """``YYMMDD`` (ASCII digits) -> ``YYYY-MM-DDT``, or None when it is no calendar date."""
-    try:
-        return _DAY_CACHE[yymmdd]
-    except KeyError:
-        pass
-    yy = int(yymmdd[0:2])
-    try:
-        d = date((2000 if yy < 69 else 1900) + yy, int(yymmdd[2:4]), int(yymmdd[4:6]))
-    except ValueError:
-        prefix = None
-    else:
-        prefix = d.isoformat() + "T"
-    if len(_DAY_CACHE) >= _CACHE_MAX:
-        _DAY_CACHE.clear()
-    _DAY_CACHE[yymmdd] = prefix
-    return prefix
-
-
-def convert_timestamp(text: str) -> str | None:
-    """``YYMMDDhhmmssX`` -> ISO 8601 with the offset of X (S = +02:00, W = +01:00).
-
-    ``None`` for a timestamp that is not a real date (meters send ``632525252525W``
-    or ``000000000000W`` for "no value"). Without a flag (DSMR 2.2/3) the offset is
-    the one Belgian/Dutch local time has at that moment.
-    """
-    n = len(text)
-    if n not in (12, 13) or not (text.isascii() and text[:12].isdigit()):
-        return None
-    day = _day(text[:6])
-    hh, mm, ss = text[6:8], text[8:10], text[10:12]
-    if day is None or hh > "23" or mm > "59" or ss > "59":
-        return None
-    if n == 13:
-        offset = _OFFSETS.get(text[12])
-        if offset is None:
-            return None
-        return f"{day}{hh}:{mm}:{ss}{offset}"
-    dt = datetime.fromisoformat(f"{day}{hh}:{mm}:{ss}")
-    return dt.replace(tzinfo=_LOCAL).isoformat()
-
-
-def _hex_text(text: str) -> str:
-    """Cached :func:`decode_hex_text` (equipment ids repeat in every telegram)."""
-    try:
-        return _HEX_CACHE[text]
-    except KeyError:
-        pass
-    if len(_HEX_CACHE) >= _CACHE_MAX:
-        _HEX_CACHE.clear()
-    decoded = _HEX_CACHE[text] = decode_hex_text(text)
-    return decoded
-
-
-def decode_hex_text(text: str) -> str:
-    """Octet strings come hex encoded: decode when that gives printable ASCII."""
-    if len(text) % 2 or not _HEX.issuperset(text):
-        return text
-    raw = bytes.fromhex(text)
-    if all(0x20 <= b < 0x7F for b in raw):
-        return raw.decode("ascii")
-    return text
-
-
-def _split_unit(value: str) -> tuple[str, str]:
-    star = value.find("*")
-    if star < 0:
-        return value, ""
-    return value[:star], value[star + 1 :].lower()
-
-
-def _number(text: str, obis: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise TelegramError(f"{obis}: {text!r} is not a number", "unparsable") from None
-
-
-def _integer(text: str, obis: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise TelegramError(f"{obis}: {text!r} is not an integer", "unparsable") from None
-
-
-def _power_w(value: str, obis: str, kilo: str = "kw", base: str = "w") -> float | None:
-    """A power in its base unit (W, var, VA); no unit means the kilo one (DSMR's)."""
-    num, unit = _split_unit(value)
-    x = _number(num, obis)
-    if unit == kilo or unit == "":
-        return round(x * 1000, 3)
-    if unit == base:
-        return x
-    return None
-
-
-def _energy_kwh(value: str, obis: str, kilo: str = "kwh", base: str = "wh") -> float | None:
-    """An energy counter in its kilo unit (kWh, kvarh); no unit means the kilo one."""
-    num, unit = _split_unit(value)
-    x = _number(num, obis)
-    if unit == kilo or unit == "":
-        return x
-    if unit == base:
-        return x / 1000
-    return None
-
-
-def _number_in(value: str, obis: str, unit: str) -> float | None:
-    """A plain number sent in ``unit`` (lower case) or without unit; None for another unit."""
-    num, sent = _split_unit(value)
-    x = _number(num, obis)
-    return x if sent in (unit, "") else None
-
-
-def _previous_month(iso: str) -> str:
-    """The month a 98.1.0 entry belongs to: its stamp is the start of the next month."""
-    dt = datetime.fromisoformat(iso)
-    if dt.day == 1 and dt.hour == 0 and dt.minute == 0 and dt.second == 0:
-        dt -= timedelta(days=1)
-    return f"{dt.year:04d}-{dt.month:02d}"
-
-
-def _history(values: list[str], obis: str) -> list[dict[str, Any]] | None:
-    """``(n)(1-0:1.6.0)(1-0:1.6.0)(month)(when)(value*kW)...`` oldest first; None if malformed."""
-    if not values or not values[0].isdecimal():
-        return None
-    count = int(values[0])
-    if len(values) != 3 + 3 * count:
-        return None
-    out = []
-    for i in range(count):
-        month_ts = parse_timestamp(values[3 + 3 * i])
-        when = parse_timestamp(values[4 + 3 * i])
-        peak = _power_w(values[5 + 3 * i], obis)
-        if month_ts is None or peak is None:
-            continue
-        entry: dict[str, Any] = {"month": _previous_month(month_ts)}
-        if when is not None:
-            entry["ts"] = when
-        entry["peak_w"] = peak
-        out.append(entry)
-    out.sort(key=lambda e: e["month"])
-    return out
-
-
-def _history_cached(text: str, values: list[str], obis: str) -> list[dict[str, Any]] | None:
-    """:func:`_history` cached per distinct line (it changes once a month); the
-    entries are fresh dicts every time, so a caller may change its reading."""
-    try:
-        cached = _HISTORY_CACHE[text]
-    except KeyError:
-        hist = _history(values, obis)
-        if len(_HISTORY_CACHE) >= 64:
-            _HISTORY_CACHE.clear()
-        cached = _HISTORY_CACHE[text] = None if hist is None else tuple(hist)
-    return None if cached is None else [dict(e) for e in cached]
-
-
-def _failure_log(values: list[str], obis: str) -> list[dict[str, Any]] | None:
-    """``(n)(0-0:96.7.19)(end)(duration*s)...``; entries with an invalid end time are skipped."""
-    if not values or not values[0].isdecimal():
-        return None
-    count = int(values[0])
-    if len(values) != 2 + 2 * count:
-        return None
-    out = []
-    for i in range(count):
-        end = parse_timestamp(values[2 + 2 * i])
-        if end is None:
-            continue
-        num, _ = _split_unit(values[3 + 2 * i])
-        out.append({"end_ts": end, "duration_s": _integer(num, obis)})
-    return out
+from .values import (  # noqa: F401  (re-exported: the parser's public helpers)
+    _CACHE_MAX,
+    _HEX,
+    _TS_CACHE,
+    MISS,
+    TelegramError,
+    clear_caches,
+    convert_timestamp,
+    decode_hex_text,
+    hex_text,
+    integer,
+    number,
+    parse_timestamp,
+)
 
 
 # -- the parser ------------------------------------------------------------------------
@@ -314,186 +114,10 @@ def parse_telegram(
         # a bare '!' is DSMR 2.2/3; a DSMR 4/5 (or eMUCS) telegram always carries its CRC,
         # so one whose CRC digits were lost on the line is corrupt, not "without a CRC"
         raise TelegramError("DSMR 4/5 telegram without its CRC after '!'", "crc")
-
     out: dict[str, Any] = {"header": header}
-    extra: dict[str, str] = {}
-    mbus: dict[int, dict[str, Any]] = {}
-    objects = O.OBJECTS
-    get = objects.get
-    kind_w, kind_kwh, kind_v, kind_a, kind_int, kind_ts = O.W, O.KWH, O.VOLT, O.AMP, O.INT, O.TS
-    last_obis = ""
-    legacy_channel = 0
-    lineno = 1
-    # one pass; "\r\n" -> "\n" first keeps the line count (and the numbers in errors)
-    lines = body.replace("\r\n", "\n").split("\n") if "\r" in body else body.split("\n")
-    for line in lines:
-        lineno += 1
-        # Fast paths for the objects of every telegram (one dict lookup, the number
-        # sliced out of the line). Anything unusual (other unit, empty or several
-        # values, bad number) falls through to the general code below, which gives
-        # the same value or the same error as it always did.
-        p = line.find("(")
-        if p > 0 and line[-1] == ")":
-            ref = line[:p]
-            spec = get(ref)
-            if spec is not None:
-                field, kind = spec
-                try:
-                    if kind is kind_w:
-                        if line[-4:] == "*kW)":
-                            num = line[p + 1 : -4]
-                            if num[-4:-3] == ".":  # kW with 3 decimals: W is exact
-                                digits = num.replace(".", "")
-                                if len(digits) == len(num) - 1 and digits.isdecimal():
-                                    out[field] = float(digits)
-                                    last_obis = ref
-                                    continue
-                    elif kind is kind_kwh:
-                        if line[-5:] == "*kWh)":
-                            out[field] = float(line[p + 1 : -5])
-                            last_obis = ref
-                            continue
-                    elif kind is kind_v or kind is kind_a:
-                        star = line.find("*", p)
-                        if star > 0:
-                            out[field] = float(line[p + 1 : star])
-                            last_obis = ref
-                            continue
-                    elif kind is kind_int:
-                        out[field] = int(line[p + 1 : -1])
-                        last_obis = ref
-                        continue
-                    elif kind is kind_ts:
-                        ts = convert_timestamp(line[p + 1 : -1])
-                        if ts is not None:
-                            out[field] = ts
-                            last_obis = ref
-                            continue
-                except ValueError:
-                    pass  # the general code gives the error (or the value) as it always did
-        if not line or line[-1] != ")":
-            line = line.strip()
-            if not line:
-                continue
-        p = line.find("(")
-        if p < 0 or line[-1] != ")":
-            raise TelegramError(f"line {lineno} {line[:40]!r} is not OBIS(value)", "unparsable")
-        if p == 0:  # continuation line: DSMR 2.2/3 gas value under its 24.3.0 line
-            if legacy_channel:
-                dev = mbus[legacy_channel]
-                dev["value"] = _number(line[1:-1], last_obis)
-                legacy_channel = 0
-            elif last_obis:
-                extra[last_obis] = extra.get(last_obis, "") + line
-            continue
-        ref = line[:p]
-        last_obis = ref
-        values = line[p + 1 : -1].split(")(")
-        spec = get(ref)
-        if spec is None and ref not in _MBUS_REFS:
-            ref = _normalise(ref)
-            spec = get(ref)
-        if spec is None:
-            channel = _mbus_channel(ref)
-            mbus_kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
-            if mbus_kind is None:
-                extra[line[:p]] = line[p:]
-                continue
-            if channel not in mbus:
-                mbus[channel] = {"channel": channel}
-            legacy_channel = _mbus_object(mbus[channel], mbus_kind, values, ref, line[p:], extra)
-            continue
-        field, kind = spec
-        value = values[0]
-        # fast paths for the common units (most lines of every telegram)
-        if kind is O.W and value.endswith("*kW"):
-            try:
-                out[field] = round(float(value[:-3]) * 1000, 3)
-                continue
-            except ValueError:
-                pass
-        elif kind is O.KWH and value.endswith("*kWh"):
-            try:
-                out[field] = float(value[:-4])
-                continue
-            except ValueError:
-                pass
-        if kind is O.W:
-            if value:
-                w = _power_w(value, ref)
-                if w is None:
-                    extra[ref] = line[p:]
-                else:
-                    out[field] = w
-        elif kind is O.KWH:
-            if value:
-                e = _energy_kwh(value, ref)
-                if e is None:
-                    extra[ref] = line[p:]
-                else:
-                    out[field] = e
-        elif kind is O.VOLT or kind is O.AMP:
-            if value:
-                out[field] = _number(_split_unit(value)[0], ref)
-        elif kind is O.INT:
-            if value:
-                out[field] = _integer(_split_unit(value)[0], ref)
-        elif kind is O.TS:
-            ts = parse_timestamp(value)
-            if ts is not None:
-                out[field] = ts
-        elif kind is O.HEXTEXT:
-            if value and field not in out:
-                out[field] = _hex_text(value)
-        elif kind is O.STR:
-            if value:
-                out[field] = value
-        elif kind is O.MAX_DEMAND:
-            if len(values) == 2:
-                ts = parse_timestamp(values[0])
-                if ts is not None:
-                    out["month_max_ts"] = ts
-                if values[1]:
-                    w = _power_w(values[1], ref)
-                    if w is not None:
-                        out["month_max_w"] = w
-            else:
-                extra[ref] = line[p:]
-        elif kind is O.HISTORY:
-            hist = _history_cached(line[p + 1 : -1], values, ref)
-            if hist is None:
-                extra[ref] = line[p:]
-            else:
-                out[field] = hist
-        elif kind is O.FAILURE_LOG:
-            log = _failure_log(values, ref)
-            if log is None:
-                extra[ref] = line[p:]
-            else:
-                out[field] = log
-        elif kind is O.VAR or kind is O.KVARH or kind is O.HZ or kind is O.RATIO:
-            if value:
-                if kind is O.VAR:
-                    x = _power_w(value, ref, "kvar", "var")
-                elif kind is O.KVARH:
-                    x = _energy_kwh(value, ref, "kvarh", "varh")
-                else:
-                    x = _number_in(value, ref, "hz" if kind is O.HZ else "")
-                if x is None:
-                    extra[ref] = line[p:]
-                else:
-                    out[field] = x
-        elif kind is O.LIMITER:
-            _num, unit = _split_unit(value)
-            if unit in ("kw", "w"):
-                out["limiter_w"] = _power_w(value, ref)
-            elif unit in ("kva", "va"):
-                out["limiter_va"] = _power_w(value, ref, "kva", "va")
-            elif unit == "a":
-                out["limiter_a"] = _number(_num, ref)
-            elif value:
-                extra[ref] = line[p:]
-    _finish(out, mbus)
+    lines = _Lines(out)
+    lines.read(body)
+    _finish(out, lines.mbus)
     if check_crc and not crc_text:
         _check_without_crc(header, out)
     tariff = out.get("tariff")
@@ -502,9 +126,88 @@ def parse_telegram(
         low = is_low(tariff, low_code(tariff_low, family))
         if low is not None:
             out["tariff_low"] = low
-    if extra:
-        out["extra"] = extra
+    if lines.extra:
+        out["extra"] = lines.extra
     return out
+
+
+class _Lines:
+    """The loop over a telegram's lines, with what one line leaves for the next (the
+    DSMR 2.2/3 gas value comes on the line after its 24.3.0 object)."""
+
+    def __init__(self, out: dict[str, Any]) -> None:
+        self.out = out
+        self.extra: dict[str, str] = {}
+        self.mbus: dict[int, dict[str, Any]] = {}
+        self.legacy_channel = 0
+
+    def read(self, body: str) -> None:
+        out, get, miss, general = self.out, O.OBJECTS.get, MISS, self.general
+        last_obis = ""  # the reference of the last OBIS line (for a value-only line after it)
+        # "\r\n" -> "\n" first keeps the line count (and the numbers in errors)
+        lines = body.replace("\r\n", "\n").split("\n") if "\r" in body else body.split("\n")
+        for lineno, line in enumerate(lines, 2):
+            p = line.find("(")
+            if p > 0 and line[-1] == ")":
+                spec = get(line[:p])
+                if spec is not None and spec.fast is not None:
+                    value = spec.fast(line, p)
+                    if value is not miss:
+                        out[spec.field] = value  # type: ignore[index]
+                        last_obis = line
+                        continue
+            last_obis = general(line, lineno, last_obis)
+
+    def general(self, line: str, lineno: int, last_obis: str) -> str:
+        """One line the fast path did not take; returns the new ``last_obis`` (a line
+        whose reference is ``line[:line.find('(')]``, or "")."""
+        if not line or line[-1] != ")":
+            line = line.strip()
+            if not line:
+                return last_obis
+        p = line.find("(")
+        if p < 0 or line[-1] != ")":
+            raise TelegramError(f"line {lineno} {line[:40]!r} is not OBIS(value)", "unparsable")
+        if p == 0:
+            self.continuation(line, last_obis[: last_obis.find("(")] if last_obis else "")
+            return last_obis
+        ref = line[:p]
+        values = line[p + 1 : -1].split(")(")
+        spec = O.OBJECTS.get(ref)
+        if spec is None and ref not in _MBUS_REFS:
+            ref = _normalise(ref)
+            spec = O.OBJECTS.get(ref)
+        if spec is None:
+            self.mbus_line(ref, values, line, p)
+            return line
+        value = spec.convert(values, ref)
+        if value is None:
+            return line
+        if value is O.EXTRA:
+            self.extra[ref] = line[p:]
+        elif spec.field is None:
+            self.out.update(value)
+        elif not (spec.first_wins and spec.field in self.out):
+            self.out[spec.field] = value
+        return line
+
+    def continuation(self, line: str, last_ref: str) -> None:
+        """A line that is only a value: the DSMR 2.2/3 gas value under its 24.3.0 line."""
+        if self.legacy_channel:
+            self.mbus[self.legacy_channel]["value"] = number(line[1:-1], last_ref)
+            self.legacy_channel = 0
+        elif last_ref:
+            self.extra[last_ref] = self.extra.get(last_ref, "") + line
+
+    def mbus_line(self, ref: str, values: list[str], line: str, p: int) -> None:
+        channel = _mbus_channel(ref)
+        mbus_kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
+        if mbus_kind is None:
+            self.extra[line[:p]] = line[p:]
+            return
+        if channel not in self.mbus:
+            self.mbus[channel] = {"channel": channel}
+        self.legacy_channel = _mbus_object(self.mbus[channel], mbus_kind, values, ref, line[p:], self.extra)
 
 
 # "0-1:24.2.1" .. "0-4:24.4.0": every M-Bus reference in one lookup
@@ -536,19 +239,19 @@ def _mbus_object(
     value = values[0]
     if kind == O.MBUS_DEVICE_TYPE:
         if value:
-            dev["device_type"] = _integer(value, ref)
+            dev["device_type"] = integer(value, ref)
     elif kind == O.MBUS_EQUIPMENT_ID:
         if value and "equipment_id" not in dev:
-            dev["equipment_id"] = _hex_text(value)
+            dev["equipment_id"] = hex_text(value)
     elif kind == O.MBUS_VALVE:
         if value:
-            dev["valve"] = _integer(value, ref)
+            dev["valve"] = integer(value, ref)
     elif kind == O.MBUS_BREAKER:
         if value:
-            dev["breaker"] = _integer(value, ref)
+            dev["breaker"] = integer(value, ref)
     elif kind == O.MBUS_EAN:
         if value:
-            dev["ean"] = _hex_text(value)
+            dev["ean"] = hex_text(value)
     elif kind == O.MBUS_READING:
         if len(values) != 2:
             extra[ref] = raw
@@ -558,7 +261,7 @@ def _mbus_object(
             dev["ts"] = ts
         num, _, unit = values[1].partition("*")
         if num:
-            dev["value"] = _number(num, ref)
+            dev["value"] = number(num, ref)
         if unit:
             dev["unit"] = unit
     elif kind == O.MBUS_LEGACY_READING:
