@@ -221,23 +221,49 @@ OBJECTS: dict[str, Spec] = _table({
 })
 
 # M-Bus objects, on channels 0-1 .. 0-4, keyed without the "0-n:" prefix ------------
-MBUS_DEVICE_TYPE = "device_type"
-MBUS_EQUIPMENT_ID = "equipment_id"
-MBUS_READING = "reading"  # (timestamp)(value*unit), DSMR 4/5 and eMUCS
-MBUS_LEGACY_READING = "legacy_reading"  # DSMR 2.2/3 24.3.0, value on the next line
-MBUS_VALVE = "valve"
-MBUS_EAN = "ean"
-MBUS_BREAKER = "breaker"
-MBUS_OBJECTS: dict[str, str] = {
-    "24.1.0": MBUS_DEVICE_TYPE,
-    "96.1.0": MBUS_EQUIPMENT_ID,
-    "96.1.1": MBUS_EQUIPMENT_ID,  # Belgium writes the M-Bus id on 96.1.1
-    "96.1.2": MBUS_EAN,  # eMUCS 2.x: EAN of the gas/water connection
-    "96.3.10": MBUS_BREAKER,  # eMUCS 2.x / Luxembourg: breaker (switch) state of the channel
-    "24.2.1": MBUS_READING,
-    "24.2.3": MBUS_READING,  # Belgium: not temperature corrected gas volume
-    "24.3.0": MBUS_LEGACY_READING,
-    "24.4.0": MBUS_VALVE,
+# Fields of the channel's entry in the reading's ``mbus`` list.
+VALUE_FOLLOWS = "value_follows"  # a legacy reading: its value is on the next line
+
+
+def mbus_reading(values: list[str], ref: str) -> Any:
+    """(timestamp)(value*unit), DSMR 4/5 and eMUCS."""
+    if len(values) != 2:
+        return EXTRA
+    out: dict[str, Any] = {}
+    ts = conv.parse_timestamp(values[0])
+    if ts is not None:
+        out["ts"] = ts
+    num, _, unit = values[1].partition("*")
+    if num:
+        out["value"] = conv.number(num, ref)
+    if unit:
+        out["unit"] = unit
+    return out
+
+
+def mbus_legacy_reading(values: list[str], ref: str) -> Any:
+    """DSMR 2.2/3 24.3.0: (ts)(status)(period)(1)(0-n:24.2.1)(unit), the value on the next line."""
+    if len(values) != 6:
+        return EXTRA
+    out: dict[str, Any] = {VALUE_FOLLOWS: True}
+    ts = conv.parse_timestamp(values[0])
+    if ts is not None:
+        out["ts"] = ts
+    if values[5]:
+        out["unit"] = values[5]
+    return out
+
+
+MBUS_OBJECTS: dict[str, Spec] = {
+    "24.1.0": Spec("device_type", integer),
+    "96.1.0": Spec("equipment_id", hex_text, first_wins=True),
+    "96.1.1": Spec("equipment_id", hex_text, first_wins=True),  # Belgium writes the M-Bus id on 96.1.1
+    "96.1.2": Spec("ean", hex_text),  # eMUCS 2.x: EAN of the gas/water connection
+    "96.3.10": Spec("breaker", integer),  # eMUCS 2.x / Luxembourg: breaker (switch) state
+    "24.2.1": Spec(None, mbus_reading),
+    "24.2.3": Spec(None, mbus_reading),  # Belgium: not temperature corrected gas volume
+    "24.3.0": Spec(None, mbus_legacy_reading),
+    "24.4.0": Spec("valve", integer),
 }
 MBUS_CHANNELS = ("1", "2", "3", "4")
 

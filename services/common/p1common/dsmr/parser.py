@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from ..dsmr_crc import crc16
-from . import obis as O
+from . import obis
 from .tariff import is_low, low_code, meter_family
 from .values import (  # noqa: F401  (re-exported: the parser's public helpers)
     _CACHE_MAX,
@@ -142,7 +142,7 @@ class _Lines:
         self.legacy_channel = 0
 
     def read(self, body: str) -> None:
-        out, get, miss, general = self.out, O.OBJECTS.get, MISS, self.general
+        out, get, miss, general = self.out, obis.OBJECTS.get, MISS, self.general
         last_obis = ""  # the reference of the last OBIS line (for a value-only line after it)
         # "\r\n" -> "\n" first keeps the line count (and the numbers in errors)
         lines = body.replace("\r\n", "\n").split("\n") if "\r" in body else body.split("\n")
@@ -173,17 +173,17 @@ class _Lines:
             return last_obis
         ref = line[:p]
         values = line[p + 1 : -1].split(")(")
-        spec = O.OBJECTS.get(ref)
+        spec = obis.OBJECTS.get(ref)
         if spec is None and ref not in _MBUS_REFS:
             ref = _normalise(ref)
-            spec = O.OBJECTS.get(ref)
+            spec = obis.OBJECTS.get(ref)
         if spec is None:
             self.mbus_line(ref, values, line, p)
             return line
         value = spec.convert(values, ref)
         if value is None:
             return line
-        if value is O.EXTRA:
+        if value is obis.EXTRA:
             self.extra[ref] = line[p:]
         elif spec.field is None:
             self.out.update(value)
@@ -201,18 +201,18 @@ class _Lines:
 
     def mbus_line(self, ref: str, values: list[str], line: str, p: int) -> None:
         channel = _mbus_channel(ref)
-        mbus_kind = O.MBUS_OBJECTS.get(ref[4:]) if channel else None
-        if mbus_kind is None:
+        mbus_spec = obis.MBUS_OBJECTS.get(ref[4:]) if channel else None
+        if mbus_spec is None:
             self.extra[line[:p]] = line[p:]
             return
         if channel not in self.mbus:
             self.mbus[channel] = {"channel": channel}
-        self.legacy_channel = _mbus_object(self.mbus[channel], mbus_kind, values, ref, line[p:], self.extra)
+        self.legacy_channel = _mbus_object(self.mbus[channel], mbus_spec, values, ref, line[p:], self.extra)
 
 
 # "0-1:24.2.1" .. "0-4:24.4.0": every M-Bus reference in one lookup
 _MBUS_REFS = frozenset(
-    f"0-{channel}:{suffix}" for channel in O.MBUS_CHANNELS for suffix in O.MBUS_OBJECTS
+    f"0-{channel}:{suffix}" for channel in obis.MBUS_CHANNELS for suffix in obis.MBUS_OBJECTS
 )
 
 
@@ -233,48 +233,20 @@ def _mbus_channel(ref: str) -> int:
 
 
 def _mbus_object(
-    dev: dict[str, Any], kind: str, values: list[str], ref: str, raw: str, extra: dict[str, str]
+    dev: dict[str, Any], spec: obis.Spec, values: list[str], ref: str, raw: str, extra: dict[str, str]
 ) -> int:
     """Fill one M-Bus channel; returns the channel when its value follows on the next line."""
-    value = values[0]
-    if kind == O.MBUS_DEVICE_TYPE:
-        if value:
-            dev["device_type"] = integer(value, ref)
-    elif kind == O.MBUS_EQUIPMENT_ID:
-        if value and "equipment_id" not in dev:
-            dev["equipment_id"] = hex_text(value)
-    elif kind == O.MBUS_VALVE:
-        if value:
-            dev["valve"] = integer(value, ref)
-    elif kind == O.MBUS_BREAKER:
-        if value:
-            dev["breaker"] = integer(value, ref)
-    elif kind == O.MBUS_EAN:
-        if value:
-            dev["ean"] = hex_text(value)
-    elif kind == O.MBUS_READING:
-        if len(values) != 2:
-            extra[ref] = raw
-            return 0
-        ts = parse_timestamp(value)
-        if ts is not None:
-            dev["ts"] = ts
-        num, _, unit = values[1].partition("*")
-        if num:
-            dev["value"] = number(num, ref)
-        if unit:
-            dev["unit"] = unit
-    elif kind == O.MBUS_LEGACY_READING:
-        # (ts)(status)(period)(1)(0-n:24.2.1)(unit) and the value on the next line
-        if len(values) != 6:
-            extra[ref] = raw
-            return 0
-        ts = parse_timestamp(value)
-        if ts is not None:
-            dev["ts"] = ts
-        if values[5]:
-            dev["unit"] = values[5]
-        return dev["channel"]  # type: ignore[no-any-return]
+    value = spec.convert(values, ref)
+    if value is None:
+        return 0
+    if value is obis.EXTRA:
+        extra[ref] = raw
+    elif spec.field is None:
+        follows = value.pop(obis.VALUE_FOLLOWS, False)
+        dev.update(value)
+        return int(dev["channel"]) if follows else 0
+    elif not (spec.first_wins and spec.field in dev):
+        dev[spec.field] = value
     return 0
 
 
@@ -295,47 +267,44 @@ _NO_LIMIT: dict[str, float] = {
 
 def _finish(out: dict[str, Any], mbus: dict[int, dict[str, Any]]) -> None:
     """Derived fields: totals, net power, M-Bus devices and their top-level fields."""
-    for total, f1, f2, f3, f4 in _TOTALS:
-        if total in out:
-            continue
-        t1, t2 = out.get(f1), out.get(f2)
-        if t1 is not None and t2 is not None:  # the sum of every tariff register sent
-            t3, t4 = out.get(f3), out.get(f4)
-            s = t1 + t2
-            if t3 is not None:
-                s += t3
-            if t4 is not None:
-                s += t4
-            out[total] = round(s, 6)
+    _totals(out)
     for field, no_limit in _NO_LIMIT.items():
         if (out.get(field) or 0.0) >= no_limit:
             del out[field]  # the meter's "no limit" code, not a threshold
     imp, exp = out.get("import_w"), out.get("export_w")
     if imp is not None and exp is not None:
         out["net_w"] = round(imp - exp, 3)
-    if not mbus:
-        return
-    devices = []
-    for channel in sorted(mbus):
-        dev = mbus[channel]
-        dtype = dev.get("device_type")
-        dev["kind"] = O.DEVICE_KINDS.get(dtype, "other") if dtype is not None else "other"
-        devices.append(dev)
-        top = O.MBUS_TOP_LEVEL.get(dev["kind"])
-        if top is None:
+    if mbus:
+        out["mbus"] = [_mbus_device(out, mbus[channel]) for channel in sorted(mbus)]
+
+
+def _totals(out: dict[str, Any]) -> None:
+    """import_kwh / export_kwh: the meter's total register, else the sum of every tariff
+    register it sends (T1 + T2, + T3 + T4 on four-rate meters)."""
+    for total, *registers in _TOTALS:
+        if total in out:
             continue
+        sent = [out[f] for f in registers if f in out]
+        if registers[0] in out and registers[1] in out:
+            out[total] = round(sum(sent), 6)
+
+
+def _mbus_device(out: dict[str, Any], dev: dict[str, Any]) -> dict[str, Any]:
+    """The channel's kind; the first channel of a kind with a reading in a known unit also
+    gives the reading's top-level fields (gas_m3, gas_ts ...)."""
+    dtype = dev.get("device_type")
+    dev["kind"] = obis.DEVICE_KINDS.get(dtype, "other") if dtype is not None else "other"
+    top = obis.MBUS_TOP_LEVEL.get(dev["kind"])
+    if top is not None:
         value_f, ts_f, id_f, valve_f, units = top
         factor = units.get(dev.get("unit", "").lower())
-        if factor is None or "value" not in dev or value_f in out:
-            continue  # no reading (no unit: an empty slot) or an earlier channel won
-        out[value_f] = dev["value"] if factor == 1.0 else round(dev["value"] * factor, 9)
-        if "ts" in dev:
-            out[ts_f] = dev["ts"]
-        if id_f and "equipment_id" in dev:
-            out[id_f] = dev["equipment_id"]
-        if valve_f and "valve" in dev:
-            out[valve_f] = dev["valve"]
-    out["mbus"] = [_ordered(d) for d in devices]
+        # no unit: an empty slot; a field already set: an earlier channel won
+        if factor is not None and "value" in dev and value_f not in out:
+            out[value_f] = dev["value"] if factor == 1.0 else round(dev["value"] * factor, 9)
+            for field, key in ((ts_f, "ts"), (id_f, "equipment_id"), (valve_f, "valve")):
+                if field and key in dev:
+                    out[field] = dev[key]
+    return _ordered(dev)
 
 
 _MBUS_ORDER = ("channel", "device_type", "kind", "equipment_id", "ean", "value", "unit", "ts",
