@@ -66,13 +66,18 @@ def send(sub: Subscriber, t: Topics, site: str, net: float, tariff: int = 2) -> 
 
 def until_answered(sub: Subscriber, t: Topics, site: str, output: str) -> None:
     """Send readings to ``site`` until the process answers with a ``set``: it is
-    subscribed, and has applied the retained configs (sent to it before any live reading)."""
+    subscribed, and has applied the retained configs (sent to it before any live reading).
+    Returns once every answer to them has arrived."""
     def answered() -> bool:
         send(sub, t, site, 100)
-        time.sleep(0.1)
         return bool(sub.on(t.output_set(site, output)))
 
-    wait_for(answered, timeout_s=20, interval_s=0.1)
+    wait_for(answered, timeout_s=20, interval_s=0.2)  # a reading every 0.2 s
+    # the answers to the other readings sent meanwhile may still be on their way: one more
+    # reading with a net power of its own; once its control is here, so are they
+    # (``sub`` must hold the control topic)
+    send(sub, t, site, 100.5)
+    wait_for(lambda: any(m.json()["net_w"] == 100.5 for m in sub.on(t.control(site))))
 
 
 def test_three_sites_each_with_its_own_config_and_watchdog(mosquitto: Any) -> None:
@@ -87,6 +92,7 @@ def test_three_sites_each_with_its_own_config_and_watchdog(mosquitto: Any) -> No
         with all_sites(mosquitto, t.prefix, "--watchdog", "2") as proc:
             until_answered(sub, t, sites["a"], "heater")
             sub.clear()
+            a_last_sent = time.monotonic()  # a's last reading before it goes quiet
             send(sub, t, sites["a"], 300)
             send(sub, t, sites["b"], 300, tariff=2)
             send(sub, t, sites["c"], -1000)
@@ -112,18 +118,30 @@ def test_three_sites_each_with_its_own_config_and_watchdog(mosquitto: Any) -> No
             assert control("c")["outputs"][0]["level_w"] == 900.0
             assert not sub.on(t.output_sets("ghost")) and not sub.on(t.control("ghost"))
 
-            # site a goes quiet; b and c keep sending: only a's watchdog trips
+            # site a goes quiet; b and c keep sending (every 0.25 s, pacing the meters):
+            # only a's watchdog trips, and not before its 2 s
             sub.clear()
-            t_end = time.monotonic() + 3.5
-            while time.monotonic() < t_end:
+
+            def a_tripped() -> bool:
                 send(sub, t, sites["b"], 300, tariff=2)
                 send(sub, t, sites["c"], 0)
-                time.sleep(0.25)
-            ca, cb, cc = control("a"), control("b"), control("c")
-            assert ca["watchdog"] is True and cb["watchdog"] is False and cc["watchdog"] is False
+                return any(m.json()["watchdog"] for m in sub.on(t.control(sites["a"])))
+
+            wait_for(a_tripped, timeout_s=20, interval_s=0.25)
+            assert time.monotonic() - a_last_sent >= 2.0
+            ca = next(m.json() for m in sub.on(t.control(sites["a"])) if m.json()["watchdog"])
+            for key in ("b", "c"):  # their readings kept coming: no trip
+                assert not any(m.json()["watchdog"] for m in sub.on(t.control(sites[key])))
             assert ca["outputs"][0]["reason"] == "watchdog: no meter data for 2 s"
-            assert sub.on(t.output_set(sites["a"], "heater"))[-1].json()["on"] is False
-            assert sub.on(t.output_set(sites["b"], "boiler"))[-1].json()["pct"] == 100.0
+            wait_for(lambda: [m.json()["on"] for m in sub.on(t.output_set(sites["a"], "heater"))]
+                     [-1:] == [False])
+            # a marker reading of b and c each, after the trip: the controls answering them
+            # are the latest word on b and c
+            sub.clear()
+            send(sub, t, sites["b"], 300, tariff=2)
+            send(sub, t, sites["c"], 0)
+            assert control("b")["watchdog"] is False and control("c")["watchdog"] is False
+            assert sub.wait(t.output_set(sites["b"], "boiler"))[-1].json()["pct"] == 100.0
             # a's meter comes back: a resumes by itself
             sub.clear()
             send(sub, t, sites["a"], 300)
@@ -146,15 +164,14 @@ def test_config_file_is_every_sites_default(mosquitto: Any, tmp_path: Any) -> No
     try:
         with all_sites(mosquitto, t.prefix, "--config", str(cfg)):
             def answered(site: str, tariff: int) -> bool:
-                sub.clear()
                 send(sub, t, site, 0, tariff)
-                time.sleep(0.2)
                 return bool(sub.on(t.output_set(site, "pump")))
 
-            wait_for(lambda: answered("x1", 2), timeout_s=20, interval_s=0.1)
+            # until it has subscribed: a reading every 0.2 s
+            wait_for(lambda: answered("x1", 2), timeout_s=20, interval_s=0.2)
             assert sub.on(t.output_set("x1", "pump"))[-1].json()["on"] is True
-            assert answered("x2", 1)  # a site never seen: created by its first reading
-            assert sub.on(t.output_set("x2", "pump"))[-1].json()["on"] is False
+            send(sub, t, "x2", 0, 1)  # a site never seen: created by its first reading
+            assert [m.json()["on"] for m in sub.wait(t.output_set("x2", "pump"))] == [False]
     finally:
         sub.close()
 
@@ -168,24 +185,31 @@ def test_shards_split_the_sites(mosquitto: Any) -> None:
     for s in sites:
         sub.publish(t.config(s, "outputs"), CONFIGS["a"], retain=True)
 
-    def one_round() -> dict[str, int]:
+    def one_round(*markers: str) -> dict[str, int]:
+        """``set``s per site for one reading to every site. The barrier: one more reading
+        to each marker site (one per running process, sent after the others); a process
+        handles its readings in order and publishes its answers in order, so when a
+        marker's second set is here, the answers to the readings before it are too."""
         sub.clear()
         for s in sites:
             send(sub, t, s, 100)
-        time.sleep(0.8)
-        return {s: len(sub.on(t.output_set(s, "heater"))) for s in sites}
+        for m in markers:
+            send(sub, t, m, 100)
+        wait_for(lambda: all(len(sub.on(t.output_set(m, "heater"))) >= 2 for m in markers), 20)
+        return {s: len(sub.on(t.output_set(s, "heater"))) - (s in markers) for s in sites}
 
     # a long watchdog: the only sets are the answers to the readings, none from a tick
     with_wd = ("--watchdog", "600")
     try:
         with all_sites(mosquitto, t.prefix, "--shards", "2", "--shard", "0", *with_wd):
             until_answered(sub, t, by_shard[0][0], "heater")
-            got = one_round()
+            got = one_round(by_shard[0][0])
             assert got == {s: int(s in by_shard[0]) for s in sites}
             assert not any(sub.on(t.control(s)) for s in by_shard[1])
             with all_sites(mosquitto, t.prefix, "--shards", "2", "--shard", "1", *with_wd):
                 until_answered(sub, t, by_shard[1][0], "heater")
-                assert one_round() == {s: 1 for s in sites}  # every site exactly once
+                # every site exactly once
+                assert one_round(by_shard[0][0], by_shard[1][0]) == {s: 1 for s in sites}
     finally:
         for s in sites:
             sub.publish(t.config(s, "outputs"), b"", retain=True)
