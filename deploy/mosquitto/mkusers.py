@@ -35,7 +35,16 @@ import secrets
 import sys
 from pathlib import Path
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Copies of the stack's rules (this script runs on a deployment host without the stack's
+# Python packages; tests/deploy checks that each copy equals its original):
+# p1common.topics.SITE_PATTERN, the site-name rule of P1_SITE, topics and the web
+SITE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SITE_RULE = "1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+# p1common.payloads.OUTPUT_ID_PATTERN, the output id the web and the load-controller take
+OUTPUT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+OUTPUT_ID_RULE = "1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
+ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")  # a device id: a user and client id
+ID_RULE = "1-64 letters, digits, '.', '-' or '_', not starting with a dot"
 HOST_NETWORK = {"bridge-multicast"}  # multicast needs the host network: broker via localhost
 ITERATIONS = 101  # Mosquitto 2's default for $7$ (PBKDF2-SHA512)
 
@@ -87,9 +96,11 @@ def parse_device(spec: str) -> tuple[str, str, str, str]:
                          "or SITE:monitor:DEVICE_ID")
     site, kind, device = parts[:3]
     output = parts[3] if len(parts) == 4 else device
-    for what, value in (("site", site), ("device id", device), ("output id", output)):
-        if not ID_RE.match(value):
-            raise SystemExit(f"--device {spec!r}: {what} {value!r}: letters, digits, . - _ only")
+    for what, value, pattern, rule in (("site", site, SITE_PATTERN, SITE_RULE),
+                                       ("device id", device, ID_RE.pattern, ID_RULE),
+                                       ("output id", output, OUTPUT_ID_PATTERN, OUTPUT_ID_RULE)):
+        if not re.fullmatch(pattern, value):  # whole: "$" alone lets a trailing newline in
+            raise SystemExit(f"--device {spec!r}: {what} {value!r}: use {rule}")
     if device in SERVICES:
         raise SystemExit(f"--device {spec!r}: {device!r} is a service user name")
     return site, kind, device, output

@@ -239,3 +239,48 @@ def test_rerun_keeps_passwords_and_rotate_changes_them(tmp_path: Path) -> None:
     assert (tmp_path / "credentials.env").stat().st_mode & 0o077 == 0
     assert "@127.0.0.1:1883" in (tmp_path / "env" / "bridge-multicast.env").read_text()
     wait_for(lambda: (tmp_path / ".gitignore").read_text().strip().endswith("*"))
+
+
+# -- the site-name rule: mkusers.py keeps a copy (it runs without the stack's packages) --------
+def _mkusers_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkusers_copy_check", MKUSERS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mkusers_copies_of_the_rules_equal_the_originals() -> None:
+    from p1common import payloads, topics
+    from p1web import models
+
+    mk = _mkusers_module()
+    assert (mk.SITE_PATTERN, mk.SITE_RULE) == (topics.SITE_PATTERN, topics.SITE_RULE)
+    assert mk.OUTPUT_ID_PATTERN == payloads.OUTPUT_ID_PATTERN
+    assert mk.ID_RE.pattern == models.DEVICE_PATTERN
+
+
+SITES = ["home", "a", "flat-2_b", "9" * 63,  # accepted
+         "Home", "ho.me", "..", "-home", "_home", "home\n", "ho\x1bme", "ho me", "9" * 64, ""]
+
+
+@pytest.mark.parametrize("site", SITES, ids=[repr(s) for s in SITES])
+def test_mkusers_takes_exactly_the_sites_p1_site_takes(tmp_path: Path, site: str) -> None:
+    from p1common.settings import SettingsError, check_slug
+
+    try:
+        check_slug(site, "P1_SITE")
+        p1_site_ok = True
+    except SettingsError:
+        p1_site_ok = False
+    r = subprocess.run([sys.executable, str(MKUSERS), "--out", str(tmp_path / "out"),
+                        f"--device={site}:output:boiler"],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode == 0) is p1_site_ok, r.stderr
+    assert p1_site_ok is (site in SITES[:4])  # the rule as the docs state it
+    if not p1_site_ok:
+        assert r.stderr.strip() == (f"--device {site + ':output:boiler'!r}: site {site!r}: use 1-63 "
+                                    "lower-case letters, digits, '-' or '_', starting with a "
+                                    "letter or digit")

@@ -104,15 +104,26 @@ def open_page(browser, web, page: str, viewport: dict[str, int], token: bool = F
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    # the Content-Security-Policy refusing something: Chromium says so as a console error,
+    # and the page gets a securitypolicyviolation event (both collected)
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    pg.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                       " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
     outside: list[str] = []
     pg.on("request", lambda r: None if r.url.startswith(web.base) else outside.append(r.url))
     pg.goto(f"{web.base}/{page}?site={web.site}")
     if token:
         pg.fill("#token", web.token)
         pg.click("#login button")
-        pg.wait_for_function("document.getElementById('auth-state').textContent.includes('can write')")
-    pg.errors, pg.outside = errors, outside  # type: ignore[attr-defined]
+        ws.wait_js(pg, "document.getElementById('auth-state').textContent.includes('can write')")
+    pg.errors, pg.outside, pg.console = errors, outside, console  # type: ignore[attr-defined]
     return ctx, pg
+
+
+def csp_problems(pg) -> list[str]:  # type: ignore[no-untyped-def]
+    said = [t for t in pg.console if "Content Security Policy" in t]
+    return said + pg.evaluate("window.__csp")
 
 
 def changes(pg, selector: str, timeout_s: float = 10.0) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -129,6 +140,7 @@ def shoot(pg, artifacts: Path, name: str) -> Path:  # type: ignore[no-untyped-de
 
 def check_clean(pg) -> None:  # type: ignore[no-untyped-def]
     assert pg.errors == [], pg.errors
+    assert csp_problems(pg) == []  # no inline script or style the policy would block
     assert pg.outside == [], pg.outside  # every asset from the app itself: no CDN
     # nothing wider than the screen (usable on a phone)
     assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -138,7 +150,7 @@ def check_clean(pg) -> None:  # type: ignore[no-untyped-def]
 def test_live_page(browser, live_web, artifacts, viewport):
     ctx, pg = open_page(browser, live_web, "live", viewport)
     try:
-        pg.wait_for_function("document.getElementById('l1_voltage_v').textContent === '234.7 V'")
+        ws.wait_js(pg, "document.getElementById('l1_voltage_v').textContent === '234.7 V'")
         assert pg.inner_text("#import_t2_kwh") == "477.305 kWh"
         assert pg.inner_text("#gas_m3") == "453.722 m³"
         # a Belgian reading (tariff 1, tariff_low false): T1 is the day register, T2 night
@@ -160,7 +172,7 @@ def test_live_page(browser, live_web, artifacts, viewport):
 def test_peak_page(browser, live_web, artifacts, viewport, subscriber_factory):
     ctx, pg = open_page(browser, live_web, "peak", viewport, token=True)
     try:
-        pg.wait_for_function("document.getElementById('threshold_w').textContent === '4,000 W'")
+        ws.wait_js(pg, "document.getElementById('threshold_w').textContent === '4,000 W'")
         changes(pg, "#forecast_w")
         assert pg.inner_text("#month_peak_w") == "3,100 W"
         assert pg.inner_text("#billed_w") == ws.month(live_web.site)["billed_w"].__format__(",.0f") + " W"
@@ -180,7 +192,7 @@ def test_peak_page(browser, live_web, artifacts, viewport, subscriber_factory):
             pg.fill("[name=price_eur_per_kw_year]", "49.5")
             pg.fill("[name=manual_threshold_w]", "4200")
             pg.click("#peak_form button[type=submit]")
-            pg.wait_for_function("document.querySelector('#peak_form .msg').textContent === 'saved and published'")
+            ws.wait_js(pg, "document.querySelector('#peak_form .msg').textContent === 'saved and published'")
             doc = wait_for(lambda: sub.on(topic) and sub.on(topic)[-1].json())
             assert doc == {"v": 1, "manual_threshold_w": 4200.0, "price_eur_per_kw_year": 49.5,
                            "algorithm": "default"}
@@ -211,7 +223,7 @@ def test_outputs_page(browser, live_web, artifacts, viewport, subscriber_factory
             pg.fill(f"{pump} [name=on_delay_s]", "90")
             pg.check(f"{pump} [name=peak_guard]")
             pg.click(f"{pump} button[type=submit]")
-            pg.wait_for_function(
+            ws.wait_js(pg,
                 "document.querySelector('section.output[data-id=pump] .msg').textContent === 'saved and published'")
             doc = wait_for(lambda: (lambda d: d if d["outputs"][1]["on_delay_s"] == 90 else None)(
                 sub.wait(topic)[-1].json()))
@@ -233,7 +245,7 @@ def test_devices_page(browser, live_web, artifacts, viewport, subscriber_factory
     try:
         pg.wait_for_selector("tr[data-client=monitor-kitchen] .badge.online")
         pg.wait_for_selector("tr[data-client=switcher-boiler] .badge.offline")
-        pg.wait_for_function("document.getElementById('dyn_threshold').value === '4,000'")
+        ws.wait_js(pg, "document.getElementById('dyn_threshold').value === '4,000'")
         assert pg.input_value("#month_peak") == "3,100"
         assert pg.input_value("[name=device_id]") == "monitor-kitchen"
         assert pg.input_value("#monitor_form [name=max_import_w]") == "4000"
@@ -266,5 +278,45 @@ def test_api_page_lists_the_operations(browser, live_web, artifacts):
         assert pg.locator("#ops section").count() > 20
         check_clean(pg)
         shoot(pg, artifacts, "api-desktop")
+    finally:
+        ctx.close()
+
+
+def test_no_page_breaks_the_content_security_policy(browser, live_web):
+    """Every page, with the token, through its forms (rendered errors and results too): no
+    console error about the Content-Security-Policy, no securitypolicyviolation event."""
+    r = live_web.http.get("/live")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    for page in ("live", "peak", "outputs", "devices", "docs"):
+        ctx, pg = open_page(browser, live_web, page, DESKTOP, token=True)
+        try:
+            if page == "peak":
+                ws.wait_js(pg, "document.getElementById('threshold_w').textContent !== '–'")
+                pg.fill("[name=price_eur_per_kw_year]", "-1")
+                pg.click("#peak_form button[type=submit]")
+                pg.wait_for_selector("#peak_form .err")
+            elif page == "outputs":
+                pg.wait_for_selector("section.output[data-id=boiler] .timers .badge")
+                pg.select_option("section.output[data-id=pump] [name=mode]", "proportional")
+                pg.click("section.output[data-id=pump] button[type=submit]")
+                pg.wait_for_selector("section.output[data-id=pump] .err")
+            elif page == "devices":
+                pg.wait_for_selector("tr[data-client=monitor-kitchen] .badge.online")
+            elif page == "docs":
+                pg.get_by_text("/api/sites/{site}/config/outputs", exact=True).first.wait_for()
+                pg.locator("td.prose").first.wait_for()
+            else:
+                ws.wait_js(pg, "document.getElementById('conn').className === 'dot on'")
+            assert csp_problems(pg) == [], page
+            assert pg.errors == [], pg.errors
+        finally:
+            ctx.close()
+    # and the check sees a violation when there is one: an inline style is refused
+    ctx, pg = open_page(browser, live_web, "live", DESKTOP)
+    try:
+        pg.evaluate("document.body.insertAdjacentHTML('beforeend', '<b style=\"color:red\">x</b>')")
+        wait_for(lambda: csp_problems(pg))
+        assert any("Content Security Policy" in t for t in pg.console), pg.console
+        assert pg.evaluate("window.__csp")[0].startswith("style-src")
     finally:
         ctx.close()

@@ -94,8 +94,7 @@ def visible(pg, sel: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 def wait_text(pg, sel: str, want: str) -> None:  # type: ignore[no-untyped-def]
-    pg.wait_for_function("([s, w]) => document.querySelector(s).textContent === w", arg=[sel, want],
-                         timeout=20_000)
+    ws.wait_js(pg, "([s, w]) => document.querySelector(s).textContent === w", arg=[sel, want], timeout_s=20)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])

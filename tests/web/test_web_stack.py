@@ -12,6 +12,7 @@ import re
 
 import httpx
 import pytest
+import web_support as ws
 
 from support import Stack, running_stack, wait_for
 
@@ -56,7 +57,7 @@ def _drive(stack: Stack, tmp_path, artifacts, sync_playwright) -> None:
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         pg = browser.new_page(viewport={"width": 1280, "height": 900})
         pg.goto(f"{base}/live")
-        pg.wait_for_function("document.getElementById('import_kwh').textContent.endsWith('kWh')")
+        ws.wait_js(pg, "document.getElementById('import_kwh').textContent.endsWith('kWh')")
         first = pg.inner_text("#ts")
         wait_for(lambda: pg.inner_text("#ts") != first, timeout_s=10)  # a new telegram shown
         pg.screenshot(path=str(artifacts / "web-stack-live.png"), full_page=True)
@@ -73,9 +74,9 @@ def _drive(stack: Stack, tmp_path, artifacts, sync_playwright) -> None:
         assert pg.input_value(f"{relay} [name=mode]") == "surplus"
         assert pg.input_value(f"{relay} [name=threshold_w]") == "1500"
         for card in (boiler, relay):  # live: the controller's decision and the device's state
-            pg.wait_for_function(f"document.querySelector('{card} .decision').textContent "
+            ws.wait_js(pg, f"document.querySelector('{card} .decision').textContent "
                                  "!== 'no control data'")
-            pg.wait_for_function(f"document.querySelector('{card} .device').textContent "
+            ws.wait_js(pg, f"document.querySelector('{card} .device').textContent "
                                  "!== 'no state reported'")
         assert re.fullmatch(r"\d+ %", pg.inner_text(f"{boiler} .state"))  # a dimmer: percent
         assert pg.inner_text(f"{relay} .state") in ("on", "off")
@@ -85,10 +86,10 @@ def _drive(stack: Stack, tmp_path, artifacts, sync_playwright) -> None:
         # an edit: relay1 from surplus to on
         pg.fill("#token", token)
         pg.click("#login button")
-        pg.wait_for_function("document.getElementById('auth-state').textContent === '✓ can write'")
+        ws.wait_js(pg, "document.getElementById('auth-state').textContent === '✓ can write'")
         pg.select_option(f"{relay} [name=mode]", "on")
         pg.click(f"{relay} button[type=submit]")
-        pg.wait_for_function(f"document.querySelector('{relay} .msg').textContent "
+        ws.wait_js(pg, f"document.querySelector('{relay} .msg').textContent "
                              "=== 'saved and published'")
         # the retained document on the broker ...
         wait_for(lambda: any(m.payload and [o["mode"] for o in m.json()["outputs"]] == [
@@ -99,11 +100,11 @@ def _drive(stack: Stack, tmp_path, artifacts, sync_playwright) -> None:
         wait_for(lambda: any(m.json().get("on") is True
                              for m in sub.on("p1/home/output/relay1/set")), timeout_s=20)
         # ... and the page showing it
-        pg.wait_for_function(f"document.querySelector('{relay} .mode').textContent === 'on'")
-        pg.wait_for_function(f"document.querySelector('{relay} .state').textContent === 'on'")
+        ws.wait_js(pg, f"document.querySelector('{relay} .mode').textContent === 'on'")
+        ws.wait_js(pg, f"document.querySelector('{relay} .state').textContent === 'on'")
         # ... and the simulated relay switched: its state report says on
-        pg.wait_for_function(f"document.querySelector('{relay} .device').textContent"
-                             ".startsWith('on · ')", timeout=20000)
+        ws.wait_js(pg, f"document.querySelector('{relay} .device').textContent"
+                             ".startsWith('on · ')", timeout_s=20)
         pg.screenshot(path=str(artifacts / "web-stack-outputs-edited.png"), full_page=True)
         browser.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from p1common.payloads import Control, MonthRecord, OutputState, Peak, QuarterRecord, Reading
-from support import free_port
+from support import free_port, wait_for
 
 TOKEN = "test-token-0123456789"
 P1_WEB = str(Path(sys.executable).parent / "p1-web")
@@ -22,12 +22,17 @@ class WebProc:
     """``p1-web`` on 127.0.0.1:<free port>, with its own state directory."""
 
     def __init__(self, broker_url: str, state: Path, site: str = "home", token: str | None = TOKEN,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: list[str] | None = None,
+                 prefix: list[str] | None = None) -> None:
+        """``args``: more flags; ``prefix``: a command it runs under (e.g. ``unshare -m ...``
+        ending in ``exec "$@"``), which must exec p1-web in the same process."""
         self.broker_url = broker_url
         self.state = state
         self.site = site
         self.token = token
         self.extra_env = env or {}
+        self.args = args or []
+        self.prefix = prefix or []
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,7 +47,8 @@ class WebProc:
             env["P1_WEB_TOKEN"] = self.token
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([P1_WEB, "--host", "127.0.0.1", "--port", str(self.port)],
+        self.proc = subprocess.Popen([*self.prefix, P1_WEB, "--host", "127.0.0.1", "--port",
+                                      str(self.port), *self.args],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -78,6 +84,14 @@ class WebProc:
     def close(self) -> None:
         self.stop()
         self.http.close()
+
+
+def wait_js(page: Any, expression: str, arg: Any = None, timeout_s: float = 10.0) -> Any:
+    """Wait until a JavaScript expression (or ``(arg) => ...`` function) is truthy in a
+    Playwright page. Not ``page.wait_for_function``: that polls with ``eval`` inside the page,
+    which the pages' Content-Security-Policy (no 'unsafe-eval') rightly refuses;
+    ``page.evaluate`` runs through the DevTools protocol, outside the page's policy."""
+    return wait_for(lambda: page.evaluate(expression, arg), timeout_s)
 
 
 # -- contract payloads (checked against p1common.payloads) ---------------------------------

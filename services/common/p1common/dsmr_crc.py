@@ -33,8 +33,8 @@ def crc16_python(data: bytes, crc: int = 0) -> int:
 
 def _fast() -> tuple[Callable[[bytes], int], bool]:
     try:
-        from crcmod.crcmod import _usingExtension  # type: ignore[import-untyped]
-        from crcmod.predefined import mkPredefinedCrcFun  # type: ignore[import-untyped]
+        from crcmod.crcmod import _usingExtension
+        from crcmod.predefined import mkPredefinedCrcFun
     except ImportError:  # pragma: no cover - crcmod is a pinned dependency
         return crc16_python, False
     if not _usingExtension:  # pragma: no cover - crcmod built without its C part

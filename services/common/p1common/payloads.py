@@ -261,7 +261,6 @@ QuarterFlag = Literal["partial", "gap", "meter_replaced", "clock_jump"]
 class Peak(_Model):
     """``p1/<site>/peak``: the running quarter, at every reading."""
 
-    model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
     ts: Iso
@@ -294,7 +293,6 @@ class Peak(_Model):
 class QuarterRecord(_Model):
     """``p1/<site>/peak/quarter``: one closed quarter."""
 
-    model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
     start: Iso
@@ -320,7 +318,6 @@ class MonthPeakEntry(_Model):
 class MonthRecord(_Model):
     """``p1/<site>/peak/month``: month peak, 12-month history, billed average, cost."""
 
-    model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     site: str
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
@@ -342,7 +339,6 @@ class MonthRecord(_Model):
 
 
 class OutputSet(_Model):
-    model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     ts: Iso
     seq: int = Field(ge=0, le=2**63 - 1)
@@ -352,7 +348,6 @@ class OutputSet(_Model):
 
 
 class OutputState(_Model):
-    model_config = ConfigDict(extra="allow")
     v: int = CONTRACT_VERSION
     ts: Iso
     on: bool | None = None
@@ -392,12 +387,50 @@ class MonitorConfig(_Model):
     max_export_w: float = Field(5000, gt=0, le=100000)
 
 
+class DeviceState(_Model):
+    """What the device last reported (its ``output/<id>/state``), echoed in ``control``."""
+
+    on: bool | None = None
+    pct: float | None = Field(None, ge=0, le=100)
+    override: bool | None = None
+    seq: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class OutputDecision(_Model):
+    """One output in ``control``: what the load-controller decided for it, and why."""
+
+    id: str
+    kind: Literal["relay", "dimmer"]
+    mode: Literal["off", "on", "tariff", "surplus", "proportional"]
+    priority: int = Field(ge=0, le=1000)
+    decision: Literal["on", "off", "pct"]
+    on: bool
+    level_w: float = Field(ge=0, le=50_000, description="power commanded (W)")
+    reason: str = Field(max_length=500, description="the decision in words")
+    on_delay_remaining_s: float | None = Field(ge=0, le=86_400)
+    min_on_remaining_s: float | None = Field(ge=0, le=86_400)
+    following: bool | None = Field(description="the device does what was commanded; null: no state yet")
+    device: str = Field(max_length=500, description="what the device's state says, in words")
+    seq: int = Field(ge=0, le=2**63 - 1, description="seq of the last set")
+    pct: float | None = Field(None, ge=0, le=100, description="dimmers: the percentage commanded")
+    drawing: bool | None = Field(None, description="proportional: whether the load draws (thermostat)")
+    delay_s: float | None = Field(None, ge=0, le=3600, description="proportional: the device's learnt delay")
+    peak_guard: str | None = Field(None, max_length=500, description="peak guard: active, or what it did")
+    state: DeviceState | None = None
+
+
 class Control(_Model):
-    model_config = ConfigDict(extra="allow")
+    """``p1/<site>/control``: every output's decision, at every reading and tick."""
+
     v: int = CONTRACT_VERSION
     site: str
     ts: Iso
-    outputs: list[dict[str, Any]]
+    watchdog: bool = Field(description="no meter data for 10 s: every output off")
+    outputs: list[OutputDecision]
+    net_w: NetW | None = None
+    tariff: TariffCode | None = None
+    tariff_low: bool | None = None
+    headroom_w: SignedPeakW | None = Field(None, description="from the last peak: what the quarter can still take")
 
 
 # the model of each kind of topic (p1common.topics.Parsed.kind) a service may receive

@@ -12,10 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from .topics import is_site
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_Number = TypeVar("_Number", int, float)  # Env.int and Env.float bound their values alike
 
 
 class SettingsError(ValueError):
@@ -63,9 +66,11 @@ def parse_mqtt_url(value: str, name: str = "MQTT_URL") -> MqttUrl:
 
 
 def check_slug(value: str, name: str) -> builtins.str:
-    if not SLUG_RE.match(value):
+    """A site name (``P1_SITE``, ``--site``): :func:`p1common.topics.is_site` or SettingsError."""
+    if not is_site(value):
         raise SettingsError(
             f"{name}: {value!r} must be a short slug: lower-case letters, digits, '-' or '_'"
+            " (1-63, starting with a letter or digit)"
         )
     return value
 
@@ -128,7 +133,7 @@ class Env:
         return value
 
     @staticmethod
-    def _bounded(name: builtins.str, value, lo, hi):  # type: ignore[no-untyped-def]
+    def _bounded(name: builtins.str, value: _Number, lo: _Number | None, hi: _Number | None) -> _Number:
         if lo is not None and value < lo:
             raise SettingsError(f"{name}: {value} is below the minimum {lo}")
         if hi is not None and value > hi:

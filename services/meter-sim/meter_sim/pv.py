@@ -65,8 +65,9 @@ def clear_sky_w(cfg: PvConfig, t: float) -> float:
     zen_deg = math.degrees(zen)
     if zen_deg >= 90:
         return 0.0
-    air_mass = 1 / (math.cos(zen) + 0.50572 * (96.07995 - zen_deg) ** -1.6364)
-    dni = 1353 * 0.7 ** (air_mass**0.678)
+    # float ** float is typed Any (a negative base gives a complex): both bases are positive
+    air_mass: float = 1 / (math.cos(zen) + 0.50572 * (96.07995 - zen_deg) ** -1.6364)
+    dni: float = 1353 * 0.7 ** (air_mass**0.678)
     dhi = 0.1 * dni
     ghi = dni * math.cos(zen) + dhi
     tilt = math.radians(cfg.tilt_deg)

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from p1common.dsmr.framer import TelegramFramer
-from p1common.dsmr.parser import TelegramError, parse_telegram
+from p1common.dsmr.parser import parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
+from p1common.dsmr.values import TelegramError
 from p1common.settings import CommonSettings, SettingsError, check_slug
 
 from .reading import build_reading

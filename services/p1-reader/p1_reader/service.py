@@ -21,8 +21,9 @@ from prometheus_client import Counter, Gauge
 
 from p1common.discovery import TelegramInterval, expire_after_s, reading_discovery
 from p1common.dsmr.framer import FramerStats, TelegramFramer
-from p1common.dsmr.parser import TelegramError, parse_telegram
+from p1common.dsmr.parser import parse_telegram
 from p1common.dsmr.tariff import SETTINGS as TARIFF_SETTINGS
+from p1common.dsmr.values import TelegramError
 from p1common.logs import RateLimitedLog
 from p1common.mqtt import dumps
 from p1common.plausibility import Implausible, ReadingGuard
@@ -279,7 +280,7 @@ def read_available(port: serial.SerialBase) -> bytes:
     which made a ser2net stream arrive two bytes per call: ~200 telegrams/s of CPU-bound
     work. For it the socket is read directly, without blocking.
     """
-    data = port.read(1)
+    data: bytes = port.read(1)  # pyserial is untyped
     if not data:
         return data
     sock = getattr(port, "_socket", None)
@@ -289,8 +290,9 @@ def read_available(port: serial.SerialBase) -> bytes:
         except (BlockingIOError, InterruptedError):
             return data
         return data + more
-    waiting = port.in_waiting
-    return data + port.read(waiting) if waiting else data
+    waiting: int = port.in_waiting
+    rest: bytes = port.read(waiting) if waiting else b""
+    return data + rest
 
 
 def _describe(profile: str) -> str:

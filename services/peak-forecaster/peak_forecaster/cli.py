@@ -53,7 +53,8 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
 def _telegrams(path: Path, site: str) -> Iterator[dict[str, Any]]:
     try:
         from p1common.dsmr.framer import TelegramFramer
-        from p1common.dsmr.parser import TelegramError, parse_telegram
+        from p1common.dsmr.parser import parse_telegram
+        from p1common.dsmr.values import TelegramError
     except ImportError as exc:  # pragma: no cover - p1-reader is part of this project
         raise SystemExit(f"{path}: telegram files need p1_reader ({exc})") from None
     framer = TelegramFramer()

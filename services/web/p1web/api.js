@@ -11,7 +11,7 @@
       const body = op.requestBody && op.requestBody.content["application/json"];
       const ok = op.responses && (op.responses["200"] || op.responses["204"]);
       const okSchema = ok && ok.content && ok.content["application/json"] && ok.content["application/json"].schema;
-      box.append(el("section", { class: "card", style: "margin-bottom:.6rem" },
+      box.append(el("section", { class: "card gap-bottom" },
         el("h2", {}, el("span", { class: "badge " + (method === "get" ? "on" : "warn") }, method.toUpperCase()), " ", el("code", { text: path })),
         op.summary ? el("div", { text: op.summary }) : null,
         op.description ? el("p", { class: "muted", text: op.description }) : null,
@@ -29,7 +29,7 @@
       el("td", {}, el("code", { text: k })), el("td", { text: p.type || (p.enum ? p.enum.join(" | ") : ref(p.items) || (p.anyOf ? p.anyOf.map(ref).join(" | ") : "")) }),
       el("td", { text: [p.minimum !== undefined ? "≥ " + p.minimum : "", p.exclusiveMinimum !== undefined ? "> " + p.exclusiveMinimum : "", p.maximum !== undefined ? "≤ " + p.maximum : ""].filter(Boolean).join(", ") }),
       el("td", { text: p.default !== undefined ? JSON.stringify(p.default) : "" }),
-      el("td", { style: "white-space:normal;text-align:left", text: p.description || "" })));
+      el("td", { class: "prose", text: p.description || "" })));
     sec.append(el("h2", { text: name }), el("div", { class: "scroll" }, el("table", {},
       el("thead", {}, el("tr", {}, ["field", "type", "range", "default", ""].map((h) => el("th", { text: h })))),
       el("tbody", {}, rows))));

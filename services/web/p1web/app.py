@@ -7,8 +7,10 @@ MQTT wiring stays in :mod:`p1web.service`.
 
 import asyncio
 import contextlib
+import errno
 import html
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,18 +21,19 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from p1common.payloads import MonitorConfig, OutputConfig, OutputsConfig, PeakConfig
+from p1common.topics import SITE_PATTERN, is_site
 
 from . import __doc__ as package_doc
 from .auth import token_ok
+from .guard import MAX_BODY_BYTES, NO_TOKEN, SECURITY_HEADERS, WRONG_TOKEN, Guard
 from .hub import EventHub
 from .live import Event, LiveState
 from .models import (
     DEVICE_PATTERN,
     OUTPUT_PATTERN,
-    SITE_PATTERN,
     OutputBody,
     Problem,
     SiteConfig,
@@ -40,6 +43,7 @@ from .models import (
 )
 from .store import ConfigStore
 
+log = logging.getLogger("web.api")
 PAGES = ("live", "peak", "outputs", "devices", "api")
 PAGE_TITLES = {"live": "Live", "peak": "Quarter peak", "outputs": "Outputs", "devices": "Devices",
                "api": "API"}
@@ -111,6 +115,19 @@ Responses = dict[int | str, dict[str, Any]]
 R422: Responses = {422: {"model": ValidationProblem, "description": "a value is refused"}}
 R401: Responses = {401: {"model": ErrorBody, "description": "no or wrong token"}}
 R404: Responses = {404: {"model": ErrorBody, "description": "not known"}}
+R413: Responses = {413: {"model": ErrorBody, "description": f"body over {MAX_BODY_BYTES} bytes"}}
+R507: Responses = {507: {"model": ErrorBody, "description": "the store cannot write (disk full, read-only)"}}
+WRITE_ERRORS: Responses = R401 | R413 | R422 | R507
+
+
+class StoreUnwritable(Exception):
+    """Writing a document to disk failed (disk full, read-only, permissions)."""
+
+    def __init__(self, what: str, exc: OSError) -> None:
+        code = errno.errorcode.get(exc.errno or 0, "")
+        reason = (exc.strerror or str(exc)) + (f" ({code})" if code else "")
+        super().__init__(f"cannot store {what}: {reason}; nothing was changed")
+        self.filename = exc.filename
 
 
 def create_app(ctx: WebContext) -> FastAPI:
@@ -128,32 +145,37 @@ def create_app(ctx: WebContext) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    # the token of a write and the body cap are checked first, by Guard, before any body
+    # is read (see p1web.guard); require_write stays for the API description
+    app.add_middleware(Guard, token=ctx.token, max_body=MAX_BODY_BYTES)
     bearer = HTTPBearer(auto_error=False, description="the write token (P1_WEB_TOKEN)")
 
     def require_write(
         cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if cred is None or not token_ok(cred.credentials, ctx.token):
+            raise HTTPException(401, NO_TOKEN if cred is None else WRONG_TOKEN,
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def check_read(given: str | None) -> None:
+        if ctx.protect_reads and not token_ok(given, ctx.token):
             raise HTTPException(
-                401,
-                "writing needs the token: send 'Authorization: Bearer <token>'"
-                if cred is None
-                else "wrong token",
+                401, "reading is protected (P1_WEB_PROTECT_READS): send the token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
     def require_read(
         cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        token: Annotated[str | None, Query(description="token, for EventSource (no headers)")] = None,
     ) -> None:
-        if not ctx.protect_reads:
-            return
-        given = cred.credentials if cred else token
-        if not token_ok(given, ctx.token):
-            raise HTTPException(
-                401, "reading is protected (P1_WEB_PROTECT_READS): send the token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        check_read(cred.credentials if cred else None)
+
+    def require_read_stream(
+        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        token: Annotated[str | None, Query(
+            description="the token, for the event stream only (a browser's EventSource "
+            "cannot send headers)")] = None,
+    ) -> None:
+        check_read(cred.credentials if cred else token)
 
     read = [Depends(require_read)]
     write = [Depends(require_write)]
@@ -166,21 +188,42 @@ def create_app(ctx: WebContext) -> FastAPI:
     async def _problems(request: Request, exc: DocumentProblems) -> JSONResponse:
         return problems_response(exc.items)
 
+    @app.exception_handler(StoreUnwritable)
+    async def _unwritable(request: Request, exc: StoreUnwritable) -> JSONResponse:
+        log.error("%s %s: %s (%s)", request.method, request.url.path, exc, exc.filename)
+        return JSONResponse({"detail": str(exc)}, status_code=507)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the last resort (outside every middleware): JSON, with the headers of Guard
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500,
+                            headers=SECURITY_HEADERS)
+
     # -- helpers --------------------------------------------------------------------
+    def what(site: str, scope: str, ident: str | None) -> str:
+        return f"the {scope} document{f' of {ident!r}' if ident else ''} of site {site!r}"
+
     def save(site: str, scope: str, ident: str | None, model: BaseModel) -> dict[str, Any]:
         problems = check_document(scope, model)
         if problems:
             raise DocumentProblems(problems)
         doc = model.model_dump(mode="json")
         with ctx.store.lock:
-            ctx.store.put(site, scope, ident, doc)
+            try:
+                ctx.store.put(site, scope, ident, doc)
+            except OSError as exc:  # disk full, read-only: nothing stored, nothing published
+                raise StoreUnwritable(what(site, scope, ident), exc) from None
             ctx.publish(site, scope, ident, doc)
         ctx.hub.publish(Event(site, "config", {"scope": scope, "id": ident, "doc": doc}))
         return doc
 
     def remove(site: str, scope: str, ident: str) -> Response:
         with ctx.store.lock:
-            if not ctx.store.delete(site, scope, ident):
+            try:
+                removed = ctx.store.delete(site, scope, ident)
+            except OSError as exc:
+                raise StoreUnwritable(what(site, scope, ident), exc) from None
+            if not removed:
                 raise HTTPException(404, f"no {scope} configuration for {ident!r} on site {site!r}")
             ctx.publish(site, scope, ident, None)
         ctx.hub.publish(Event(site, "config", {"scope": scope, "id": ident, "doc": None}))
@@ -222,7 +265,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     def get_site(site: Site) -> SiteConfig:
         return SiteConfig.model_validate(stored_or_default(site, "site"))
 
-    @app.put("/api/sites/{site}/config/site", dependencies=write, responses=R401 | R422, tags=["config"])
+    @app.put("/api/sites/{site}/config/site", dependencies=write, responses=WRITE_ERRORS, tags=["config"])
     def put_site(site: Site, body: SiteConfig) -> SiteConfig:
         """Name and time zone; published retained on ``p1/config/<site>/site``."""
         return SiteConfig.model_validate(save(site, "site", None, body))
@@ -232,7 +275,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     def get_outputs(site: Site) -> OutputsConfig:
         return OutputsConfig.model_validate(stored_or_default(site, "outputs"))
 
-    @app.put("/api/sites/{site}/config/outputs", dependencies=write, responses=R401 | R422, tags=["config"])
+    @app.put("/api/sites/{site}/config/outputs", dependencies=write, responses=WRITE_ERRORS, tags=["config"])
     def put_outputs(site: Site, body: OutputsConfig) -> OutputsConfig:
         """All outputs at once; published retained on ``p1/config/<site>/outputs``."""
         return OutputsConfig.model_validate(save(site, "outputs", None, body))
@@ -249,7 +292,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.put(
         "/api/sites/{site}/outputs/{output_id}", dependencies=write,
-        responses=R401 | R422, tags=["config"],
+        responses=WRITE_ERRORS, tags=["config"],
     )
     def put_output(site: Site, output_id: OutputId, body: OutputBody) -> OutputsConfig:
         """Add or replace one output (the id comes from the path); returns every output."""
@@ -261,7 +304,10 @@ def create_app(ctx: WebContext) -> FastAPI:
             outputs = [o for o in current["outputs"] if o["id"] != output_id]
             index = next((i for i, o in enumerate(current["outputs"]) if o["id"] == output_id), len(outputs))
             outputs.insert(index, out.model_dump(mode="json"))
-            doc = OutputsConfig.model_validate({**current, "outputs": outputs})
+            try:  # one output more can be one too many (MAX_OUTPUTS)
+                doc = OutputsConfig.model_validate({**current, "outputs": outputs})
+            except ValidationError as exc:
+                raise DocumentProblems([(tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]) from None
             problems = [
                 (loc[2:], msg, kind) for loc, msg, kind in check_document("outputs", doc)
                 if loc[:2] == ("outputs", index)
@@ -272,7 +318,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.delete(
         "/api/sites/{site}/outputs/{output_id}", dependencies=write,
-        responses=R401 | R404 | R422, tags=["config"],
+        responses=WRITE_ERRORS | R404, tags=["config"],
     )
     def delete_output(site: Site, output_id: OutputId) -> OutputsConfig:
         """Remove one output; returns the outputs left."""
@@ -289,7 +335,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     def get_peak_config(site: Site) -> PeakConfig:
         return PeakConfig.model_validate(stored_or_default(site, "peak"))
 
-    @app.put("/api/sites/{site}/config/peak", dependencies=write, responses=R401 | R422, tags=["config"])
+    @app.put("/api/sites/{site}/config/peak", dependencies=write, responses=WRITE_ERRORS, tags=["config"])
     def put_peak_config(site: Site, body: PeakConfig) -> PeakConfig:
         """Manual threshold, capacity price, algorithm; retained on ``p1/config/<site>/peak``."""
         return PeakConfig.model_validate(save(site, "peak", None, body))
@@ -310,7 +356,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.put(
         "/api/sites/{site}/config/monitor/{device_id}", dependencies=write,
-        responses=R401 | R422, tags=["config"],
+        responses=WRITE_ERRORS, tags=["config"],
     )
     def put_monitor(site: Site, device_id: DeviceId, body: MonitorConfig) -> MonitorConfig:
         """LED bar scaling; retained on ``p1/config/<site>/monitor/<device-id>``."""
@@ -318,7 +364,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.delete(
         "/api/sites/{site}/config/monitor/{device_id}", dependencies=write,
-        responses=R401 | R404 | R422, status_code=204, tags=["config"],
+        responses=WRITE_ERRORS | R404, status_code=204, tags=["config"],
     )
     def delete_monitor(site: Site, device_id: DeviceId) -> Response:
         """Forget the document and clear the retained message."""
@@ -340,7 +386,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.put(
         "/api/sites/{site}/config/switcher/{device_id}", dependencies=write,
-        responses=R401 | R422, tags=["config"],
+        responses=WRITE_ERRORS, tags=["config"],
     )
     def put_switcher(site: Site, device_id: DeviceId, body: SwitcherConfig) -> SwitcherConfig:
         """Which output a triac switcher follows; retained on ``p1/config/<site>/switcher/<id>``."""
@@ -348,7 +394,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.delete(
         "/api/sites/{site}/config/switcher/{device_id}", dependencies=write,
-        responses=R401 | R404 | R422, status_code=204, tags=["config"],
+        responses=WRITE_ERRORS | R404, status_code=204, tags=["config"],
     )
     def delete_switcher(site: Site, device_id: DeviceId) -> Response:
         return remove(site, "switcher", device_id)
@@ -397,7 +443,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         return ctx.live.snapshot(ctx.site)["statuses"]  # type: ignore[no-any-return]
 
     @app.get(
-        "/api/sites/{site}/events", dependencies=read, responses=R401 | R422, tags=["live"],
+        "/api/sites/{site}/events", dependencies=[Depends(require_read_stream)],
+        responses=R401 | R422, tags=["live"],
         response_class=StreamingResponse,
     )
     async def events(site: Site) -> StreamingResponse:
@@ -443,7 +490,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         return page("api", site)
 
     def page(name: str, site: str | None) -> Response:
-        if site is not None and not re.match(SITE_PATTERN, site):
+        if site is not None and not is_site(site):
             site = None
         # one layout (head, navigation, login, scripts) around each page's own content
         text = _asset_text("layout.html").replace("__BODY__", _asset_text(f"page_{name}.html"))
@@ -459,7 +506,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.get("/static/{name}", include_in_schema=False)
     def asset(name: str) -> Response:
-        if not _ASSET.match(name):
+        if not _ASSET.fullmatch(name):
             raise HTTPException(404, "no such file")
         try:
             text = _asset_text(name)

@@ -35,13 +35,20 @@ def resolve_token(token: str | None, token_file: str | None, state: Path) -> tup
             raise SettingsError(f"P1_WEB_TOKEN_FILE: {token_file!r} holds no token of 8+ characters")
         return first, f"P1_WEB_TOKEN_FILE ({token_file})"
     stored = state / TOKEN_FILE_NAME
-    if stored.exists():
-        text = stored.read_text(encoding="utf-8").strip()
-        if len(text) >= 8:
-            return text, f"stored token {stored}"
+    try:
+        text = stored.read_text(encoding="utf-8").strip() if stored.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read the stored token {stored}: {_reason(exc)}") from None
+    if len(text) >= 8:
+        return text, f"stored token {stored}"
     new = secrets.token_urlsafe(24)
-    atomic_write_bytes(stored, new.encode() + b"\n", keep_backup=False)
-    os.chmod(stored, 0o600)
+    try:
+        atomic_write_bytes(stored, new.encode() + b"\n", keep_backup=False)
+        os.chmod(stored, 0o600)
+    except OSError as exc:
+        raise SettingsError(
+            f"no P1_WEB_TOKEN or P1_WEB_TOKEN_FILE, and a new token cannot be stored in "
+            f"{stored}: {_reason(exc)} (set one of them, or make {state} writable)") from None
     log.warning(
         "no P1_WEB_TOKEN set: generated a write token, stored in %s (mode 0600); "
         "it is shown this once: %s",
@@ -49,6 +56,10 @@ def resolve_token(token: str | None, token_file: str | None, state: Path) -> tup
         new,
     )
     return new, f"generated token {stored}"
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def bearer_ok(header: str | None, token: str) -> bool:

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seed_outputs:
         web = dataclasses.replace(web, seed_outputs=args.seed_outputs)
+    if args.protect_reads:  # before the service is built: it logs what reads need
+        web = dataclasses.replace(web, protect_reads=True)
     from .service import WebService  # after the settings: a bad value fails fast
 
     try:
@@ -61,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"p1-web: {exc}", file=sys.stderr)
         return 2
-    if args.protect_reads:
-        service.ctx.protect_reads = True
+    except OSError as exc:  # the state directory: read-only, not ours, disk full
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"p1-web: P1_STATE_DIR: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     service.serve(args.host or web.host, web.port if args.port is None else args.port)
     return 0
 

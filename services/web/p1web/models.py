@@ -9,20 +9,20 @@ reports them exactly like pydantic's own field errors.
 
 from __future__ import annotations
 
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from p1common import CONTRACT_VERSION
 from p1common.payloads import MonitorConfig, OutputConfig, OutputsConfig, PeakConfig
 
-SITE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # p1common.settings.SLUG_RE
 # a topic segment (p1common.topics) that cannot be '.' or '..': it also names a file
 DEVICE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
-OUTPUT_PATTERN = DEVICE_PATTERN
+OUTPUT_PATTERN = OutputConfig.ID_PATTERN  # the same rule in the path as in the document
 
 
 class SiteConfig(BaseModel):
@@ -30,10 +30,19 @@ class SiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     v: int = CONTRACT_VERSION
-    name: str = Field("Home", min_length=1, max_length=64, description="shown on the pages")
+    name: str = Field("Home", min_length=1, max_length=64,
+                      description="shown on the pages; no control characters")
     timezone: str = Field(
         "Europe/Brussels", min_length=1, max_length=64, description="IANA time zone of the meter"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:
+            raise ValueError(f"no control characters (NUL, ESC, newline...): found {bad!r}")
+        return value
 
 
 class SwitcherConfig(BaseModel):
@@ -108,7 +117,9 @@ def check_output(out: OutputConfig) -> list[Problem]:
 
 
 def default_document(scope: str) -> dict[str, Any]:
-    """What a service uses when no document was ever published (switcher: none)."""
+    """What a service uses when no document was ever published (switcher: none;
+    outputs: none, said explicitly: the model requires ``outputs``)."""
     if scope == "switcher":
         raise KeyError(scope)
-    return SCOPES[scope].model().model_dump(mode="json")
+    given: dict[str, Any] = {"outputs": []} if scope == "outputs" else {}
+    return SCOPES[scope].model.model_validate(given).model_dump(mode="json")

@@ -65,7 +65,7 @@
         const unit = m ? { w: " W", s: " s", pct: " %", kwh: " kWh" }[m[2]] : "";
         const name = (m ? m[1] : k).replace(/_/g, " ");
         const text = typeof v === "number" ? fmt.num(v, v % 1 ? 1 : 0) + unit : String(v);
-        return el("span", { class: "badge", style: "margin:.1rem" }, `${name}: ${text}`);
+        return el("span", { class: "badge spaced" }, `${name}: ${text}`);
       }));
     }
     if (control) P1.set("control_ts", "control " + fmt.time(control.ts));

@@ -24,7 +24,7 @@
         `${since} comes from the meter's own quarter average (1-0:1.4.0), the rest from its counters.`;
     }
     const shown = p.avg_source === "partial" || p.avg_source === "meter";
-    badge.style.display = shown ? "" : "none";
+    badge.hidden = !shown;
     note.hidden = !shown;
   }
 

@@ -2,7 +2,10 @@
 
 On every (re)connection to the broker every stored document is published again,
 retained, QoS 1: a broker that lost its retained messages (restart without
-persistence) gets them back, and services that start later find them.
+persistence) gets them back, and services that start later find them. The web also
+watches ``p1/config/+/#``: a stored document that something else overwrote (another
+document, garbage, an empty retained message) is published again at once, with one
+WARNING line; its own publications coming back are recognised and left alone.
 
 ``P1_WEB_SEED_OUTPUTS`` (``--seed-outputs``): an outputs document stored for the
 default site when it has none yet (``make run`` seeds the simulated house's boiler
@@ -13,10 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import threading
 import time
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,22 +27,26 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from p1common.mqtt import decode_json_object
+from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import OutputsConfig
 from p1common.persist import StateFileError, atomic_write_json, load_json
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, SettingsError
+from p1common.topics import SITE_RULE, is_site
 
 from .app import WebContext, create_app, field_name
 from .auth import resolve_token
 from .hub import EventHub
 from .live import LiveState
-from .models import SITE_PATTERN, check_document
+from .models import SCOPES, check_document
 from .settings import WebSettings
-from .store import ConfigStore
+from .store import ConfigStore, Key
 
 log = logging.getLogger("web")
+RESTORES_PER_WINDOW = 5  # restores of one document within RESTORE_WINDOW_S, then it gives up
+RESTORE_WINDOW_S = 60.0
+_NOT_JSON = object()  # a config payload that is no JSON object (never equal to a document)
 
 
 class WebService:
@@ -57,7 +64,8 @@ class WebService:
         self.mqtt = self.runtime.mqtt
         self.token, source = resolve_token(web.token, web.token_file, self.state)
         log.info("writes need the token from %s; reads are %s", source,
-                 "protected" if web.protect_reads else "open")
+                 "protected too (the event stream also takes ?token=)" if web.protect_reads
+                 else "open (P1_WEB_PROTECT_READS / --protect-reads to protect them)")
         self.store = ConfigStore(self.state)
         if web.seed_outputs:
             self.seed_outputs(common.site, web.seed_outputs)
@@ -87,6 +95,10 @@ class WebService:
             (t.statuses(), 1),
         ):
             self.mqtt.subscribe(pattern, self.on_message, qos)
+        # its own documents, to put them back when something else overwrites one
+        self._echoes: dict[Key, deque[Any]] = {}  # published, not seen coming back yet
+        self._restores: dict[Key, deque[float]] = {}
+        self.mqtt.subscribe(t.configs(), self.on_config, 1)
         self.mqtt.on_connected(self.republish)
         self.server: WebServer | None = None
 
@@ -110,7 +122,9 @@ class WebService:
 
     # -- configuration out ------------------------------------------------------------
     def publish_config(self, site: str, scope: str, ident: str | None, doc: dict[str, Any] | None) -> None:
+        """Called with the store's lock held (the API writes the file, then publishes)."""
         topic = self.topics.config(site, scope, ident)
+        self._expect_echo((site, scope, ident), doc)
         if doc is None:
             self.mqtt.clear_retained(topic)
             log.info("cleared %s", topic)
@@ -121,14 +135,78 @@ class WebService:
     def republish(self) -> None:
         with self.store.lock:
             items = list(self.store.items())
-            for (site, scope, ident), doc in items:
-                self.mqtt.publish_json(self.topics.config(site, scope, ident), doc, qos=1, retain=True)
+            for key, doc in items:
+                self._publish_stored(key, doc)
         log.info("published %d stored configuration documents (retained)", len(items))
+
+    def _publish_stored(self, key: Key, doc: dict[str, Any]) -> None:
+        self._expect_echo(key, doc)
+        self.mqtt.publish_json(self.topics.config(*key), doc, qos=1, retain=True)
+
+    def _expect_echo(self, key: Key, doc: dict[str, Any] | None) -> None:
+        # the broker sends a subscriber its own publications back, in order: they are not
+        # "something else" overwriting a document (bounded: one lost on a dropped
+        # connection must not pile up)
+        self._echoes.setdefault(key, deque(maxlen=16)).append(doc)
+
+    # -- its own documents, watched ---------------------------------------------------------
+    def on_config(self, topic: str, payload: bytes) -> None:
+        """A retained configuration message: if it is not the stored document (nor one of
+        the web's own publications coming back), publish the stored one again."""
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.site is None:
+            return  # not a site name: never one of its documents
+        spec = SCOPES.get(parsed.kind.removeprefix("config/"))
+        if spec is None or spec.per_device != (parsed.ident is not None):
+            return
+        key: Key = (parsed.site, spec.name, parsed.ident)
+        got: Any = None
+        if payload:
+            try:
+                got = decode_json_object(payload)
+            except BadPayload:
+                got = _NOT_JSON
+        with self.store.lock:
+            echoes = self._echoes.get(key)
+            if echoes and got in echoes:  # its own publication (or an older one) coming back
+                while echoes and echoes.popleft() != got:
+                    pass
+                return
+            stored = self.store.get(*key)
+            if stored is None or got == stored:
+                return  # not a document it stores (it leaves those alone), or the same one
+            what = ("an empty retained message (cleared)" if not payload
+                    else "a payload that is not a JSON object" if got is _NOT_JSON
+                    else "a different document")
+            if not self._may_restore(key, topic):
+                return
+            self._publish_stored(key, stored)
+        log.warning("%s was overwritten by another client with %s (%d bytes); restored the "
+                    "stored document", topic, what, len(payload))
+
+    def _may_restore(self, key: Key, topic: str) -> bool:
+        """At most RESTORES_PER_WINDOW restores of one document per window: two writers
+        that each put back their own document would otherwise do it forever."""
+        now = time.monotonic()
+        times = self._restores.setdefault(key, deque())
+        while times and now - times[0] > RESTORE_WINDOW_S:
+            times.popleft()
+        if len(times) >= RESTORES_PER_WINDOW:
+            if len(times) == RESTORES_PER_WINDOW:
+                times.append(now)  # once per window: the ERROR line below
+                log.error("%s keeps being overwritten (%d times in %.0f s): not restoring it "
+                          "for now; is another p1-web (or a client without an ACL) publishing "
+                          "it?", topic, RESTORES_PER_WINDOW, RESTORE_WINDOW_S)
+            return False
+        times.append(now)
+        return True
 
     # -- live values in -------------------------------------------------------------------
     def on_message(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
-        if parsed is None or not payload:  # empty = a retained message being cleared
+        if parsed is None:  # the wildcard's site is not a site name (upper case, dot, control)
+            raise BadPayload(f"the topic's site is not a site name ({SITE_RULE})")
+        if not payload:  # empty = a retained message being cleared
             return
         obj: Any = payload.decode("utf-8", "replace") if parsed.kind == "status" else decode_json_object(payload)
         if parsed.kind == "reading":
@@ -144,7 +222,7 @@ class WebService:
         return self.state / "live" / f"{site}.quarters.json"
 
     def _save_quarters(self, site: str) -> None:
-        if re.match(SITE_PATTERN, site):
+        if is_site(site):
             atomic_write_json(self._quarters_path(site), self.live.quarters(site), keep_backup=False)
 
     def _restore_quarters(self) -> None:
@@ -156,7 +234,7 @@ class WebService:
             except StateFileError as exc:
                 log.error("%s", exc)
                 continue
-            if re.match(SITE_PATTERN, site) and isinstance(data, list):
+            if is_site(site) and isinstance(data, list):
                 self.live.restore_quarters(site, data[-self.web.quarters_kept :])
 
     # -- process ------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from p1common.persist import StateFileError, atomic_write_json, load_json
+from p1common.topics import is_site
 
-from .models import DEVICE_PATTERN, SCOPES, SITE_PATTERN, check_document
+from .models import DEVICE_PATTERN, SCOPES, check_document
 
 log = logging.getLogger("web.store")
 Key = tuple[str, str, str | None]  # (site, scope, device id)
-_SITE = re.compile(SITE_PATTERN)
 _DEVICE = re.compile(DEVICE_PATTERN)
 
 
@@ -49,14 +49,14 @@ class ConfigStore:
     def _load(self) -> None:
         for site_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             site = site_dir.name
-            if not _SITE.match(site):
+            if not is_site(site):
                 continue
             for scope, spec in SCOPES.items():
                 if spec.per_device:
                     folder = site_dir / scope
                     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
                     for f in files:
-                        if _DEVICE.match(f.stem):
+                        if _DEVICE.fullmatch(f.stem):
                             self._load_one((site, scope, f.stem), f)
                 else:
                     f = site_dir / f"{scope}.json"
