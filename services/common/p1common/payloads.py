@@ -9,7 +9,7 @@ hot path (no model per telegram); ``None`` values are left out, never invented.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -356,8 +356,18 @@ class OutputState(_Model):
     seq: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
+# An output id names a topic segment and, on the web, a path segment: '.', '..' and
+# anything starting with a dot are refused (the web's path parameter uses this constant).
+OUTPUT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# Outputs per document: the largest document possible stays far below the 256 KiB a
+# consumer takes (p1common.mqtt.MAX_JSON_BYTES; a test checks the worst case).
+MAX_OUTPUTS = 64
+
+
 class OutputConfig(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ID_PATTERN: ClassVar[str] = OUTPUT_ID_PATTERN  # the one output-id rule (path and body)
+    id: str = Field(pattern=OUTPUT_ID_PATTERN,
+                    description="1-64 letters, digits, '.', '-', '_', starting with a letter or digit")
     kind: Literal["relay", "dimmer"] = "relay"
     rated_w: float = Field(gt=0, le=50000, description="rated power of the load")
     mode: Literal["off", "on", "tariff", "surplus", "proportional"] = "off"
@@ -370,8 +380,12 @@ class OutputConfig(_Model):
 
 
 class OutputsConfig(_Model):
+    """``{"v": 1, "outputs": [...]}``: ``outputs`` is required (``[]`` means none), so an
+    empty or truncated document (``{}``) never turns every output off."""
+
     v: int = CONTRACT_VERSION
-    outputs: list[OutputConfig] = Field(default_factory=list)
+    outputs: list[OutputConfig] = Field(
+        max_length=MAX_OUTPUTS, description=f"every output of the site ([] = none; at most {MAX_OUTPUTS})")
 
 
 class PeakConfig(_Model):
