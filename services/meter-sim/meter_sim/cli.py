@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -169,7 +170,7 @@ class _Mqtt:
             runtime.mqtt.subscribe(runtime.topics.output_set(self.site, ident),
                                    self._handler(ident, load), qos=1)
 
-    def _handler(self, ident: str, load: ControllableLoad):  # type: ignore[no-untyped-def]
+    def _handler(self, ident: str, load: ControllableLoad) -> Callable[[str, bytes], None]:
         def handle(topic: str, payload: bytes) -> None:
             obj = decode_json_object(payload)  # BadPayload is counted by the wrapper
             try:
@@ -185,39 +186,67 @@ class _Mqtt:
                                            state, qos=1, retain=True)
 
 
+class _Pace:
+    """Real time at ``speed`` simulated seconds per wall-clock second (0: as fast as it goes)."""
+
+    def __init__(self, speed: float, stop: threading.Event) -> None:
+        self.speed = speed
+        self.stop = stop
+        self.wall0 = time.monotonic()  # wall-clock time of simulated second 0
+
+    def wait_for_end_of(self, second: int) -> bool:
+        """Wait until simulated second ``second`` is over; False if stopped meanwhile.
+
+        A meter sends the telegram of a second once that second is over: waiting for its
+        end first makes commands sent in reply to a telegram land in the next one.
+        """
+        if self.speed <= 0:
+            return True
+        delay = self.wall0 + (second + 1) / self.speed - time.monotonic()
+        if delay > 0:
+            self.stop.wait(delay)
+            return not self.stop.is_set()
+        if delay < -5:
+            self.wall0 -= delay  # far behind (suspended, overloaded): do not burst to catch up
+        return True
+
+    def into_second(self, wall_at: float, second: int) -> float:
+        """A wall-clock time, in simulated seconds into ``second`` (0 at --speed 0).
+
+        So a sub-second --command-delay-s keeps its meaning.
+        """
+        if self.speed <= 0:
+            return 0.0
+        return min(max((wall_at - self.wall0) * self.speed - second, 0.0), 0.999)
+
+
+def _apply_commands(sim: Simulator, mqtt: _Mqtt, pace: _Pace, second: int) -> None:
+    """Every ``set`` received so far, at the time it arrived within the second computed next."""
+    while True:
+        try:
+            ident, payload, wall_at = mqtt.commands.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            sim.command(ident, payload, at=sim.now + pace.into_second(wall_at, second))
+        except CommandError as exc:
+            log.warning("ignored a set for %s: %s", ident, exc)
+
+
 def run(sim: Simulator, outputs: list[Output], *, speed: float, interval: int,
         total_s: int | None, stop: threading.Event, mqtt: _Mqtt | None) -> int:
     """The paced loop; returns the number of telegrams written."""
     written = 0
-    k = 0
-    wall0 = time.monotonic()
+    k = 0  # simulated seconds done
+    pace = _Pace(speed, stop)
     progress_every = max(3600, total_s // 10) if total_s and total_s > 6 * 3600 else 0
     if mqtt:
         mqtt.publish_states(sim.drain_states())
     while not stop.is_set() and (total_s is None or k < total_s):
-        if speed > 0:
-            # a meter sends the telegram of a second once that second is over: wait for
-            # its end first, so commands sent in reply to a telegram land in the next one
-            delay = wall0 + (k + 1) / speed - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-                if stop.is_set():
-                    break
-            elif delay < -5:
-                wall0 -= delay  # far behind (suspended, overloaded): do not burst to catch up
+        if not pace.wait_for_end_of(k):
+            break
         if mqtt:
-            while True:
-                try:
-                    ident, payload, wall_at = mqtt.commands.get_nowait()
-                except queue.Empty:
-                    break
-                # when it arrived, in simulated seconds into the second being computed
-                # (0 at --speed 0), so a sub-second --command-delay-s keeps its meaning
-                frac = min(max((wall_at - wall0) * speed - k, 0.0), 0.999) if speed > 0 else 0.0
-                try:
-                    sim.command(ident, payload, at=sim.now + frac)
-                except CommandError as exc:
-                    log.warning("ignored a set for %s: %s", ident, exc)
+            _apply_commands(sim, mqtt, pace, k)
         sim.step()
         k += 1
         if k % interval == 0:
@@ -225,13 +254,11 @@ def run(sim: Simulator, outputs: list[Output], *, speed: float, interval: int,
             for out in outputs:
                 out.write(data)
             written += 1
-        if mqtt:
-            states = sim.drain_states()
-            if states:
-                mqtt.publish_states(states)
+        if mqtt and (states := sim.drain_states()):
+            mqtt.publish_states(states)
         if progress_every and k % progress_every == 0 and total_s:
             print(f"meter-sim: {k / 86400:.2f} of {total_s / 86400:.2f} simulated days, "
-                  f"{written} telegrams, {time.monotonic() - wall0:.1f} s",
+                  f"{written} telegrams, {time.monotonic() - pace.wall0:.1f} s",
                   file=sys.stderr, flush=True)
     return written
 

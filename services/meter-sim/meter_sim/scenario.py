@@ -13,7 +13,7 @@ import random
 from dataclasses import fields, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -33,6 +33,13 @@ from .pv import PvConfig
 from .sim import Event, SimConfig
 from .telegram import FORMATS
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Config = TypeVar("_Config", bound="DataclassInstance")
+_TOP_LEVEL_KEYS = frozenset({"seed", "start", "format", "house", "pv", "meter", "loads", "events",
+                             "command_delay_s", "watchdog_s"})
+
 
 class ScenarioError(ValueError):
     """The scenario file is invalid; the message names the key."""
@@ -50,7 +57,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _section(cls: type, raw: Any, where: str, **overrides: Any) -> Any:
+def _section(cls: type[_Config], raw: Any, where: str, **overrides: Any) -> _Config:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -79,37 +86,52 @@ def build(data: dict[str, Any], *, start: int | None = None, seed: int | None = 
           watchdog_s: float | None = None, no_house: bool = False,
           no_pv: bool = False) -> SimConfig:
     """Scenario mapping (+ CLI overrides, which win) -> :class:`SimConfig`."""
-    known = {"seed", "start", "format", "house", "pv", "meter", "loads", "events",
-             "command_delay_s", "watchdog_s"}
-    unknown = set(data) - known
+    unknown = set(data) - _TOP_LEVEL_KEYS
     if unknown:
         raise ScenarioError(f"scenario: unknown key(s) {', '.join(sorted(unknown))}")
     seed = seed if seed is not None else int(data.get("seed", 1))
-    if start is None:
-        if "start" in data:
-            try:
-                start = parse_local(data["start"])
-            except ValueError as exc:
-                raise ScenarioError(f"start: {exc}") from None
-        else:
-            start = int(datetime.now(TZ).timestamp())
+    start = start if start is not None else _start(data)
     fmt = fmt or str(data.get("format", "fluvius"))
     if fmt not in FORMATS:
         raise ScenarioError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
-
-    house_raw = data.get("house")
-    house = None
-    if _enabled(house_raw) and not no_house:
-        house = _section(HouseConfig, house_raw if isinstance(house_raw, dict) else {}, "house",
-                         heat_pump_w=heat_pump_w)
-    pv_raw = data.get("pv")
-    pv = None
-    if _enabled(pv_raw) and not no_pv:
-        pv = _section(PvConfig, pv_raw if isinstance(pv_raw, dict) else {}, "pv", kwp=pv_kwp)
-
+    house = _optional_section(HouseConfig, data.get("house"), "house", off=no_house,
+                              heat_pump_w=heat_pump_w)
+    pv = _optional_section(PvConfig, data.get("pv"), "pv", off=no_pv, kwp=pv_kwp)
     meter = _meter(data.get("meter"), start, seed)
+    loads = _loads(data, delay_s=delay_s, watchdog_s=watchdog_s)
+    events = _events(data.get("events"), start, {ld.id for ld in loads})
+    meter_raw = data.get("meter") or {}
+    gas = house.gas if house else bool(meter_raw.get("gas", True))
+    water = house.water if house else bool(meter_raw.get("water", True))
+    return SimConfig(start=start, seed=seed, fmt=fmt, house=house, pv=pv, meter=meter,
+                     loads=tuple(loads), events=tuple(events), gas=gas, water=water)
 
-    # top-level command_delay_s / watchdog_s: the default of every load; the CLI flags win
+
+def _start(data: dict[str, Any]) -> int:
+    """The scenario's ``start`` (local time), else now."""
+    if "start" not in data:
+        return int(datetime.now(TZ).timestamp())
+    try:
+        return parse_local(data["start"])
+    except ValueError as exc:
+        raise ScenarioError(f"start: {exc}") from None
+
+
+def _optional_section(cls: type[_Config], raw: Any, where: str, *, off: bool,
+                      **overrides: Any) -> _Config | None:
+    """A section that ``false``/``off``/``enabled: false`` (or a --no-... flag) turns off."""
+    if off or not _enabled(raw):
+        return None
+    return _section(cls, raw if isinstance(raw, dict) else {}, where, **overrides)
+
+
+def _loads(data: dict[str, Any], *, delay_s: float | None,
+           watchdog_s: float | None) -> list[LoadConfig]:
+    """The controllable loads (the default ones when the scenario has no ``loads``).
+
+    Delay and watchdog of a load: the CLI flag, else the load's own key, else the
+    scenario's top-level ``command_delay_s`` / ``watchdog_s``, else the built-in default.
+    """
     defaults = {k: float(data[k]) for k in ("command_delay_s", "watchdog_s")
                 if data.get(k) is not None}
     loads_raw = data.get("loads")
@@ -125,19 +147,14 @@ def build(data: dict[str, Any], *, start: int | None = None, seed: int | None = 
             loads[i] = replace(loads[i], delay_s=defaults["command_delay_s"])
         if "watchdog_s" in defaults and "watchdog_s" not in item:
             loads[i] = replace(loads[i], watchdog_s=defaults["watchdog_s"])
-    delay, wd = delay_s, watchdog_s
     ids = [ld.id for ld in loads]
     if len(set(ids)) != len(ids):
         raise ScenarioError("loads: ids must be unique")
-    if delay is not None:
-        loads = [replace(ld, delay_s=float(delay)) for ld in loads]
-    if wd is not None:
-        loads = [replace(ld, watchdog_s=float(wd)) for ld in loads]
-    events = _events(data.get("events"), start, set(ids))
-    gas = house.gas if house else bool((data.get("meter") or {}).get("gas", True))
-    water = house.water if house else bool((data.get("meter") or {}).get("water", True))
-    return SimConfig(start=start, seed=seed, fmt=fmt, house=house, pv=pv, meter=meter,
-                     loads=tuple(loads), events=tuple(events), gas=gas, water=water)
+    if delay_s is not None:
+        loads = [replace(ld, delay_s=float(delay_s)) for ld in loads]
+    if watchdog_s is not None:
+        loads = [replace(ld, watchdog_s=float(watchdog_s)) for ld in loads]
+    return loads
 
 
 def _meter(raw: Any, start: int, seed: int) -> MeterConfig:
