@@ -10,6 +10,7 @@ a telegram exactly when the oracle does (nothing corrupt let through, nothing go
 from __future__ import annotations
 
 import random
+import re
 import socket
 import threading
 import time
@@ -130,8 +131,15 @@ def _through_the_process(broker: Mosquitto, tmp: Path, count: int, seed: int) ->
     stream = telegrams[0] + b"".join(mutate(t, rnd, rnd.randint(1, 3)) for t in telegrams[1:-1]) + telegrams[-1]
     want = expected_published(stream)
     assert _oracle(stream) == want  # the framer and parser offline agree with the oracle
+    # the meter clock of the last telegram (good): once its reading is out, p1-reader has
+    # handled every telegram before it
+    stamp = re.search(rb"0-0:1\.0\.0\((\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)([SW])\)", telegrams[-1])
+    assert stamp
+    yy, mo, dd, hh, mi, ss, dst = (g.decode() for g in stamp.groups())
+    last_ts = f"20{yy}-{mo}-{dd}T{hh}:{mi}:{ss}+0{1 if dst == 'W' else 2}:00"
     server = socket.create_server(("127.0.0.1", 0))
     conns: list[socket.socket] = []
+    port_open = threading.Event()
 
     def serve() -> None:
         try:
@@ -139,10 +147,13 @@ def _through_the_process(broker: Mosquitto, tmp: Path, count: int, seed: int) ->
         except OSError:
             return
         conns.append(conn)
-        time.sleep(1.0)  # p1-reader drops what is waiting when it opens the port
+        # p1-reader drops what is waiting while it opens the port: send once it has
+        # opened it (p1_reader_port_opens_total)
+        if not port_open.wait(30):
+            return
         for i in range(0, len(stream), 4096):
             conn.sendall(stream[i : i + 4096])
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # pacing: a line, not one burst
 
     threading.Thread(target=serve, daemon=True).start()
     site = "relfuzz"
@@ -152,6 +163,8 @@ def _through_the_process(broker: Mosquitto, tmp: Path, count: int, seed: int) ->
                 broker, tmp, P1_HA_DISCOVERY="false")
     try:
         proc.start()
+        wait_for(lambda: proc.metric("p1_reader_port_opens_total") >= 1, 20)
+        port_open.set()
         frames = len(TelegramFramer().feed(stream))
         # wait while it makes progress (a loaded machine is slow, not wrong): fail only
         # when the count stands still for 30 s before every frame was seen
@@ -165,14 +178,15 @@ def _through_the_process(broker: Mosquitto, tmp: Path, count: int, seed: int) ->
                 seen, since = now_seen, time.monotonic()
             assert time.monotonic() - since < 30, f"stuck at {now_seen} of {frames} telegrams"
             time.sleep(0.5)
-        time.sleep(0.5)
+        sub.wait(f"p1/{site}/reading", want, 30)
+        wait_for(lambda: any(m.json()["ts"] == last_ts for m in sub.on(f"p1/{site}/reading")), 30)
         ok = proc.metric("p1_reader_telegrams_total")
-        bad = proc.metric("p1_reader_bad_telegrams_total")
         assert ok == want, (ok, want)
-        assert ok + bad >= frames  # the framer also counts telegrams cut short by a '/'
-        assert bad >= count * 0.7  # most mutations are refused and counted (a cut one may
-        # swallow the next telegram: one refusal for two)
-        wait_for(lambda: len(sub.on(f"p1/{site}/reading")) == want, 20)
+        assert len(sub.on(f"p1/{site}/reading")) == want  # in order, the last one last
+        # most mutations are refused and counted (a cut one may swallow the next telegram:
+        # one refusal for two); the framer's counts of a read come after its telegrams
+        wait_for(lambda: proc.metric("p1_reader_bad_telegrams_total") >= count * 0.7, 10)
+        assert ok + proc.metric("p1_reader_bad_telegrams_total") >= frames
         assert proc.alive()
     finally:
         proc.stop()
