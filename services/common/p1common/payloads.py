@@ -99,12 +99,12 @@ def check(model: type[BaseModel], obj: Any, tolerate_extra: bool = False) -> Non
             raise Refused(field_name(first["loc"]), first["msg"]) from None
 
 
-def field_name(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as a field path: ``outputs[0].mode``."""
+def field_name(loc: tuple[int | str, ...] | list[Any], whole: str = "payload") -> str:
+    """A pydantic error location as a field path: ``outputs[0].mode`` (``whole`` when empty)."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "payload"
+    return out or whole
 
 
 class _Model(BaseModel):
@@ -445,6 +445,9 @@ class Control(_Model):
     tariff: TariffCode | None = None
     tariff_low: bool | None = None
     headroom_w: SignedPeakW | None = Field(None, description="from the last peak: what the quarter can still take")
+    config_error: str | None = Field(
+        None, max_length=2000,
+        description="the last outputs document refused and why; the controller keeps its last good one")
 
 
 # the model of each kind of topic (p1common.topics.Parsed.kind) a service may receive

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from p1common.payloads import OutputConfig, OutputsConfig
+from p1common.payloads import OutputConfig, OutputsConfig, field_name
 from p1common.settings import Env, SettingsError
 
 from .control import Params
@@ -28,9 +28,10 @@ def parse_outputs(doc: Any) -> list[OutputConfig]:
     except ValidationError as exc:
         problems = []
         for err in exc.errors()[:5]:
-            where = _where(err.get("loc", ()))
+            where = field_name(err.get("loc", ()), "document")
             got = err.get("input")
-            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            # what was sent, shortened: the message is published in control and logged
+            shown = "" if isinstance(got, (dict, list)) else f" (got {_short(got)})"
             problems.append(f"{where}: {err.get('msg')}{shown}")
         raise ConfigError("; ".join(problems)) from None
     seen: set[str] = set()
@@ -45,11 +46,9 @@ def parse_outputs(doc: Any) -> list[OutputConfig]:
     return list(cfg.outputs)
 
 
-def _where(loc: tuple[Any, ...] | list[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "document"
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_outputs_file(path: str, name: str = "LOADCTL_CONFIG") -> list[OutputConfig]:

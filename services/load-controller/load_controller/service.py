@@ -83,7 +83,7 @@ class LoadControllerService:
                 outputs = parse_outputs(decode_json_object(payload))
             except (ConfigError, BadPayload) as exc:
                 with self.lock:
-                    self.config_error = str(exc)
+                    self.config_error = str(exc)[:1000]  # published in control: bounded
                     kept = len(self.ctl.outputs)
                 raise BadPayload(
                     f"invalid outputs configuration, keeping the last good one "
