@@ -12,9 +12,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .forecast import BaselineForecaster, DefaultForecaster, ForecastParams, headroom_w
+from .forecast import (
+    BaselineForecaster,
+    DefaultForecaster,
+    Forecast,
+    ForecastParams,
+    headroom_w,
+)
 from .months import MonthState
-from .quarters import QUARTER_S, QuarterTracker, iso, local_month, parse_ts
+from .quarters import QUARTER_S, ClosedQuarter, QuarterTracker, Step, iso, local_month, parse_ts
 
 STATE_VERSION = 1
 ALGORITHMS = ("default", "baseline")
@@ -66,6 +72,23 @@ def import_counter_wh(reading: dict[str, Any]) -> float:
             raise BadReading("no import counter (import_kwh / import_t1_kwh / import_t2_kwh)")
         total = (t1 or 0.0) + (t2 or 0.0)
     return round(total * 1000.0, 3)  # meters count whole Wh; drop float dust
+
+
+def reading_time(reading: dict[str, Any]) -> tuple[str, float, int]:
+    """The reading's ``ts`` as given, and as (epoch seconds, UTC offset seconds)."""
+    ts = reading.get("ts")
+    if not isinstance(ts, str):
+        raise BadReading("no ts")
+    try:
+        t, off = parse_ts(ts)
+    except ValueError:
+        raise BadReading(f"ts {ts!r} is not ISO 8601") from None
+    return ts, t, off
+
+
+def _text(reading: dict[str, Any], key: str) -> str | None:
+    value = reading.get(key)
+    return value if isinstance(value, str) else None
 
 
 class SiteEngine:
@@ -128,120 +151,134 @@ class SiteEngine:
 
     # -- one reading -------------------------------------------------------------------------
     def process(self, reading: dict[str, Any]) -> Result:
-        ts = reading.get("ts")
-        if not isinstance(ts, str):
-            raise BadReading("no ts")
-        try:
-            t, off = parse_ts(ts)
-        except ValueError:
-            raise BadReading(f"ts {ts!r} is not ISO 8601") from None
+        """One reading: the quarters it closed, the running quarter's ``peak``, month records."""
+        ts, t, off = reading_time(reading)
         counter_wh = import_counter_wh(reading)
-        meter_id = reading.get("meter_id") if isinstance(reading.get("meter_id"), str) else None
-        meter_avg = _num(reading.get("avg_demand_w"))
+        meter_avg_w = _num(reading.get("avg_demand_w"))
 
-        tr = self.tracker
-        first = not tr.started
-        step = tr.update(t, off, counter_wh, meter_id, meter_avg)
+        tracker = self.tracker
+        first = not tracker.started
+        step = tracker.update(t, off, counter_wh, _text(reading, "meter_id"), meter_avg_w)
         res = Result(events=list(step.events))
         if not step.accepted:
             return res
         if first:
-            self._enter_month(local_month(tr.q_start, tr.q_off), res)
+            self._enter_month(local_month(tracker.q_start, tracker.q_off), res)
             self._new_quarter()
-
-        for q in step.closed:
-            self._enter_month(local_month(q.start_t, q.start_off), res)
-            rec = {
-                "v": 1, "site": self.site, "start": q.start, "end": q.end,
-                "energy_wh": round(q.energy_wh, 3), "avg_w": round(q.avg_w, 1),
-                "meter_avg_w": q.meter_avg_w, "complete": q.complete,
-                "threshold_w": round(self.q_threshold_w if self.q_threshold_w is not None
-                                     else self.threshold_w, 1),
-                "warned_at": self.q_warned_at.get(self.settings.algorithm),
-                "warned_at_default": self.q_warned_at.get("default"),
-                "warned_at_baseline": self.q_warned_at.get("baseline"),
-                "algorithm": self.settings.algorithm,
-                "flags": q.flags,
-                "avg_source": q.avg_source,
-            }
-            if rec["meter_avg_w"] is None:
-                del rec["meter_avg_w"]
-            res.quarters.append(rec)
-            self.month.add_quarter(q.avg_w, q.start)
-            self._new_quarter()
+        for quarter in step.closed:
+            self._close_quarter(quarter, res)
         if step.closed:
-            self._enter_month(local_month(tr.q_start, tr.q_off), res)
+            self._enter_month(local_month(tracker.q_start, tracker.q_off), res)
+        self._take_meter_peaks(reading)
 
-        # meter values: 1-0:1.6.0 this month, 0-0:98.1.0 the history
-        mm = _num(reading.get("month_max_w"))
-        if mm is not None:
-            mts = reading.get("month_max_ts") if isinstance(reading.get("month_max_ts"), str) else None
-            mmonth = None
-            if mts:
+        threshold_w = self.threshold_w
+        self.q_threshold_w = threshold_w
+        forecast = self._forecast(step, ts, _num(reading.get("import_w")), threshold_w)
+        res.peak = self._peak(ts, threshold_w, forecast, meter_avg_w)
+        self._month_record(res)
+        return res
+
+    def _close_quarter(self, quarter: ClosedQuarter, res: Result) -> None:
+        """A quarter is over: its ``peak/quarter`` record, the month's peak, a new quarter."""
+        self._enter_month(local_month(quarter.start_t, quarter.start_off), res)
+        res.quarters.append(self._quarter_record(quarter))
+        self.month.add_quarter(quarter.avg_w, quarter.start)
+        self._new_quarter()
+
+    def _quarter_record(self, quarter: ClosedQuarter) -> dict[str, Any]:
+        threshold_w = self.q_threshold_w if self.q_threshold_w is not None else self.threshold_w
+        record: dict[str, Any] = {
+            "v": 1, "site": self.site, "start": quarter.start, "end": quarter.end,
+            "energy_wh": round(quarter.energy_wh, 3), "avg_w": round(quarter.avg_w, 1),
+            "meter_avg_w": quarter.meter_avg_w, "complete": quarter.complete,
+            "threshold_w": round(threshold_w, 1),
+            "warned_at": self.q_warned_at.get(self.settings.algorithm),
+            "warned_at_default": self.q_warned_at.get("default"),
+            "warned_at_baseline": self.q_warned_at.get("baseline"),
+            "algorithm": self.settings.algorithm,
+            "flags": quarter.flags,
+            "avg_source": quarter.avg_source,
+        }
+        if record["meter_avg_w"] is None:
+            del record["meter_avg_w"]
+        return record
+
+    def _take_meter_peaks(self, reading: dict[str, Any]) -> None:
+        """The meter's own peaks: 1-0:1.6.0 this month, 0-0:98.1.0 the history."""
+        month_max_w = _num(reading.get("month_max_w"))
+        if month_max_w is not None:
+            month_max_ts = _text(reading, "month_max_ts")
+            max_month = None
+            if month_max_ts:
                 try:
-                    mmonth = local_month(*parse_ts(mts))
+                    max_month = local_month(*parse_ts(month_max_ts))
                 except ValueError:
-                    mts = None
-            self.month.meter_month_max(mm, mts, mmonth)
-        hist = reading.get("month_max_history")
-        if isinstance(hist, list) and hist != self._last_history:
-            self._last_history = hist
-            self.month.meter_history([e for e in hist if isinstance(e, dict)])
+                    month_max_ts = None
+            self.month.meter_month_max(month_max_w, month_max_ts, max_month)
+        history = reading.get("month_max_history")
+        if isinstance(history, list) and history != self._last_history:
+            self._last_history = history
+            self.month.meter_history([e for e in history if isinstance(e, dict)])
 
-        thr = self.threshold_w
-        self.q_threshold_w = thr
-        elapsed = tr.elapsed_s
-        energy = tr.energy_wh
-        power = _num(reading.get("import_w"))
-        if power is None and step.prev_t is not None and step.t > step.prev_t and step.prev_wh is not None:
-            power = (tr.last_wh - step.prev_wh) * 3600.0 / (step.t - step.prev_t)
-
+    def _forecast(
+        self, step: Step, ts: str, power_w: float | None, threshold_w: float,
+    ) -> Forecast:
+        """Both forecasters' view of the running quarter (their warnings noted); the chosen one."""
+        tracker = self.tracker
+        elapsed, energy = tracker.elapsed_s, tracker.energy_wh
+        if power_w is None and step.prev_t is not None and step.t > step.prev_t and step.prev_wh is not None:
+            power_w = (tracker.last_wh - step.prev_wh) * 3600.0 / (step.t - step.prev_t)
+        # where the quarter stood at the reading before (0 when this one opened it)
         if step.closed or step.prev_t is None:
-            prev_e, prev_en = (0.0, 0.0) if step.closed else (elapsed, energy)
+            prev_elapsed, prev_energy = (0.0, 0.0) if step.closed else (elapsed, energy)
         else:
-            prev_e = step.prev_t - tr.q_start
-            prev_en = (step.prev_wh or 0.0) - tr.q_start_wh
-        fb = self.baseline.update(elapsed, energy, prev_e, prev_en, power, thr)
-        fd = self.default.update(step.t, elapsed, energy, power, thr, self.params)
-        if fb.warned:
+            prev_elapsed = step.prev_t - tracker.q_start
+            prev_energy = (step.prev_wh or 0.0) - tracker.q_start_wh
+        by_baseline = self.baseline.update(
+            elapsed, energy, prev_elapsed, prev_energy, power_w, threshold_w)
+        by_default = self.default.update(step.t, elapsed, energy, power_w, threshold_w, self.params)
+        if by_baseline.warned:
             self.q_warned_at["baseline"] = ts
-        if fd.warned:
+        if by_default.warned:
             self.q_warned_at["default"] = ts
-        f = fb if self.settings.algorithm == "baseline" else fd
+        return by_baseline if self.settings.algorithm == "baseline" else by_default
 
+    def _peak(
+        self, ts: str, threshold_w: float, forecast: Forecast, meter_avg_w: float | None,
+    ) -> dict[str, Any]:
+        """The ``peak`` payload: the running quarter so far and where it is heading."""
+        tracker = self.tracker
+        elapsed, energy = tracker.elapsed_s, tracker.energy_wh
         remaining = QUARTER_S - elapsed
         peak: dict[str, Any] = {
             "v": 1, "site": self.site, "ts": ts,
-            "quarter_start": iso(tr.q_start, tr.q_off),
-            "quarter_end": iso(tr.q_end, tr.q_off),
+            "quarter_start": iso(tracker.q_start, tracker.q_off),
+            "quarter_end": iso(tracker.q_end, tracker.q_off),
             "elapsed_s": round(elapsed, 1),
             "energy_wh": round(energy, 3),
             "avg_w": round(energy * 3600.0 / QUARTER_S, 1),
-            "forecast_w": round(f.forecast_w, 1),
-            "threshold_w": round(thr, 1),
-            "headroom_w": round(headroom_w(thr, f.forecast_wh, remaining), 1),
-            "level": f.level,
+            "forecast_w": round(forecast.forecast_w, 1),
+            "threshold_w": round(threshold_w, 1),
+            "headroom_w": round(headroom_w(threshold_w, forecast.forecast_wh, remaining), 1),
+            "level": forecast.level,
             "month_peak_w": round(self.month.peak_w, 1),
             "month_peak_is_floor": self.month.is_floor,
             "algorithm": self.settings.algorithm,
-            "complete": tr.complete,
-            "avg_source": tr.q_avg_source,
+            "complete": tracker.complete,
+            "avg_source": tracker.q_avg_source,
         }
-        if tr.q_avg_source != "counters" and tr.q_first_t is not None:
-            peak["observed_from"] = iso(tr.q_first_t, tr.q_off)
+        if tracker.q_avg_source != "counters" and tracker.q_first_t is not None:
+            peak["observed_from"] = iso(tracker.q_first_t, tracker.q_off)
         if self.default.p_fast_w is not None:
             peak["power_w"] = round(self.default.p_fast_w, 1)
-        if meter_avg is not None:
-            peak["meter_avg_demand_w"] = meter_avg
+        if meter_avg_w is not None:
+            peak["meter_avg_demand_w"] = meter_avg_w
             if elapsed > 0:  # like for like: 1-0:1.4.0 is energy so far / time elapsed
-                peak["meter_diff_w"] = round(energy * 3600.0 / elapsed - meter_avg, 1) + 0.0  # no -0.0
+                peak["meter_diff_w"] = round(energy * 3600.0 / elapsed - meter_avg_w, 1) + 0.0  # no -0.0
         warned = self.q_warned_at.get(self.settings.algorithm)
         if warned:
             peak["warned_at"] = warned
-        res.peak = peak
-
-        self._month_record(res)
-        return res
+        return peak
 
     def _month_record(self, res: Result) -> None:
         if self.month.dirty and self.month.month is not None:

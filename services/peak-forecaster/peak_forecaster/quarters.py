@@ -245,42 +245,10 @@ class QuarterTracker:
     ) -> Step:
         """Take one reading: time, offset, the meter's import counter (T1+T2) in Wh."""
         if self.last_t is None:
-            start = quarter_floor(t, off)
-            self.offset_wh = 0.0
-            self._open(start, off, counter_wh, complete=True)
-            self._join(t, counter_wh, None)
-            self.last_t, self.last_off, self.last_wh = t, off, counter_wh
-            self.meter_id = meter_id
-            self.q_meter_avg_w = meter_avg_w
-            first = Step(True, t=t)
-            self._repair(t, counter_wh, meter_avg_w, first)
-            if self.q_avg_source == "partial":
-                first.events.append(
-                    f"started mid-quarter at {iso(t, off)} and the meter sends no 1-0:1.4.0: "
-                    f"quarter {iso(start, off)} counts only from then on (partial)")
-            return first
-
-        step = Step(True, prev_t=self.last_t, prev_wh=self.last_wh)
-        wh = counter_wh + self.offset_wh
+            return self._start(t, off, counter_wh, meter_id, meter_avg_w)
         last_t = self.last_t
-
-        # -- meter replaced (new equipment id, counter down, or an impossible jump) --------
-        swapped = meter_id is not None and self.meter_id is not None and meter_id != self.meter_id
-        if t > last_t and not swapped:
-            rate_w = (wh - self.last_wh) * 3600.0 / (t - last_t)
-            swapped = wh < self.last_wh - 1e-6 or rate_w > MAX_PLAUSIBLE_W
-        if swapped:
-            old_kwh = (self.last_wh - self.offset_wh) / 1000
-            self.offset_wh += self.last_wh - wh
-            step.events.append(
-                f"meter replaced or counter reset (counter {old_kwh:.3f} -> "
-                f"{counter_wh / 1000:.3f} kWh"
-                + (f", meter id {self.meter_id} -> {meter_id}" if meter_id != self.meter_id else "")
-                + "): baseline restarted, energy between the two readings unknown"
-            )
-            wh = self.last_wh
-            self._flag("meter_replaced")
-            self.q_complete = False
+        step = Step(True, prev_t=last_t, prev_wh=self.last_wh)
+        wh = self._continuous_counter(t, counter_wh, meter_id, step)
         if meter_id is not None:
             self.meter_id = meter_id
 
@@ -289,24 +257,12 @@ class QuarterTracker:
             if wh <= self.last_wh:
                 return Step(False, t=last_t)  # a repeat or an old reading: nothing new
             back = last_t - t
-            if back <= CLOCK_BACK_CLAMP_S:
-                if back > 0:
-                    self._flag("clock_jump")
-                    step.events.append(f"meter clock went back {back:.0f} s: clamped")
-                t = last_t
-            else:
-                closed = self._close(last_t, self.last_off, self.last_wh)
-                closed.complete = False
-                closed.flags.append("clock_jump")
-                step.closed.append(closed)
-                step.events.append(f"meter clock went back {back:.0f} s: quarter closed early, re-anchored")
-                self._open(quarter_floor(t, off), off, self.last_wh, complete=False)
+            if back > CLOCK_BACK_CLAMP_S:
+                return self._re_anchor(t, off, wh, meter_avg_w, step)
+            if back > 0:
                 self._flag("clock_jump")
-                self.last_t, self.last_off = t, off
-                self.last_wh = wh
-                step.t = t
-                self.q_meter_avg_w = meter_avg_w
-                return step
+                step.events.append(f"meter clock went back {back:.0f} s: clamped")
+            t = last_t
 
         # -- forward: close every boundary passed, interpolating the counter ----------------
         gap = t - last_t
@@ -314,32 +270,111 @@ class QuarterTracker:
             self.q_complete = False
             self._flag("gap")
         if gap > MAX_INTERPOLATED_S and t >= self.q_end:
-            end_wh = self.last_wh
-            closed = self._close(self.q_end, off, end_wh)
-            closed.complete = False
-            step.closed.append(closed)
-            start = quarter_floor(t, off)
-            floor_wh = self.last_wh
-            self._open(start, off, wh, complete=False)
-            self._flag("gap")
-            self._join(t, wh, floor_wh)
-            self._repair(t, wh, meter_avg_w, step)
-            step.events.append(
-                f"data gap of {gap / 86400:.1f} days: {self.q_start_wh - floor_wh:.0f} Wh not spread "
-                "over quarters"
-            )
+            self._skip_long_gap(t, off, wh, meter_avg_w, step)
         else:
-            while t >= self.q_end:
-                boundary = self.q_end
-                b_wh = self.last_wh + (wh - self.last_wh) * (boundary - last_t) / (t - last_t)
-                step.closed.append(self._close(boundary, off, b_wh))
-                self._open(boundary, off, b_wh, complete=True)
-                if t - last_t > MAX_GAP_S and t > boundary:
-                    self.q_complete = False
-                    self._flag("gap")
+            self._close_boundaries(t, off, wh, step)
         self.last_t, self.last_off, self.last_wh = t, off, wh
         if meter_avg_w is not None:
             self.q_meter_avg_w = meter_avg_w
         self._repair(t, wh, meter_avg_w, step)
         step.t = t
         return step
+
+    def _start(
+        self, t: float, off: int, counter_wh: float, meter_id: str | None,
+        meter_avg_w: float | None,
+    ) -> Step:
+        """The first reading ever: open its quarter (joined mid-way unless ``t`` is its start)."""
+        start = quarter_floor(t, off)
+        self.offset_wh = 0.0
+        self._open(start, off, counter_wh, complete=True)
+        self._join(t, counter_wh, None)
+        self.last_t, self.last_off, self.last_wh = t, off, counter_wh
+        self.meter_id = meter_id
+        self.q_meter_avg_w = meter_avg_w
+        first = Step(True, t=t)
+        self._repair(t, counter_wh, meter_avg_w, first)
+        if self.q_avg_source == "partial":
+            first.events.append(
+                f"started mid-quarter at {iso(t, off)} and the meter sends no 1-0:1.4.0: "
+                f"quarter {iso(start, off)} counts only from then on (partial)")
+        return first
+
+    def _continuous_counter(
+        self, t: float, counter_wh: float, meter_id: str | None, step: Step,
+    ) -> float:
+        """The meter's counter on our continuous scale, restarting the baseline on a swap.
+
+        A meter is replaced (or its counter reset) when its equipment id changes, its
+        counter goes down, or the counter jumps faster than :data:`MAX_PLAUSIBLE_W`.
+        """
+        assert self.last_t is not None
+        wh = counter_wh + self.offset_wh
+        swapped = meter_id is not None and self.meter_id is not None and meter_id != self.meter_id
+        if t > self.last_t and not swapped:
+            rate_w = (wh - self.last_wh) * 3600.0 / (t - self.last_t)
+            swapped = wh < self.last_wh - 1e-6 or rate_w > MAX_PLAUSIBLE_W
+        if not swapped:
+            return wh
+        old_kwh = (self.last_wh - self.offset_wh) / 1000
+        self.offset_wh += self.last_wh - wh
+        step.events.append(
+            f"meter replaced or counter reset (counter {old_kwh:.3f} -> "
+            f"{counter_wh / 1000:.3f} kWh"
+            + (f", meter id {self.meter_id} -> {meter_id}" if meter_id != self.meter_id else "")
+            + "): baseline restarted, energy between the two readings unknown"
+        )
+        self._flag("meter_replaced")
+        self.q_complete = False
+        return self.last_wh
+
+    def _re_anchor(
+        self, t: float, off: int, wh: float, meter_avg_w: float | None, step: Step,
+    ) -> Step:
+        """The meter clock went back more than a quarter: close early, restart at ``t``."""
+        assert self.last_t is not None
+        back = self.last_t - t
+        closed = self._close(self.last_t, self.last_off, self.last_wh)
+        closed.complete = False
+        closed.flags.append("clock_jump")
+        step.closed.append(closed)
+        step.events.append(f"meter clock went back {back:.0f} s: quarter closed early, re-anchored")
+        self._open(quarter_floor(t, off), off, self.last_wh, complete=False)
+        self._flag("clock_jump")
+        self.last_t, self.last_off = t, off
+        self.last_wh = wh
+        step.t = t
+        self.q_meter_avg_w = meter_avg_w
+        return step
+
+    def _skip_long_gap(
+        self, t: float, off: int, wh: float, meter_avg_w: float | None, step: Step,
+    ) -> None:
+        """A gap over :data:`MAX_INTERPOLATED_S`: close the quarter, its energy not spread."""
+        assert self.last_t is not None
+        gap = t - self.last_t
+        closed = self._close(self.q_end, off, self.last_wh)
+        closed.complete = False
+        step.closed.append(closed)
+        floor_wh = self.last_wh
+        self._open(quarter_floor(t, off), off, wh, complete=False)
+        self._flag("gap")
+        self._join(t, wh, floor_wh)
+        self._repair(t, wh, meter_avg_w, step)
+        step.events.append(
+            f"data gap of {gap / 86400:.1f} days: {self.q_start_wh - floor_wh:.0f} Wh not spread "
+            "over quarters"
+        )
+
+    def _close_boundaries(self, t: float, off: int, wh: float, step: Step) -> None:
+        """Close every quarter boundary up to ``t``, the counter interpolated at each."""
+        assert self.last_t is not None
+        last_t = self.last_t
+        while t >= self.q_end:
+            boundary = self.q_end
+            boundary_wh = self.last_wh + (wh - self.last_wh) * (boundary - last_t) / (t - last_t)
+            step.closed.append(self._close(boundary, off, boundary_wh))
+            self._open(boundary, off, boundary_wh, complete=True)
+            if t - last_t > MAX_GAP_S and t > boundary:
+                self.q_complete = False
+                self._flag("gap")
