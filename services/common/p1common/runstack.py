@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import multiprocessing
 import os
 import shlex
 import socket
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from honcho.manager import Manager
 
 from .broker import find_mosquitto
 
@@ -70,12 +73,12 @@ def has_module(name: str) -> bool:
 
 def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[str, str]], dict[str, str], list[str]]:
     """The processes to run, the environment they share, and what to tell the user."""
-    bindir = Path(sys.executable).parent
-    run_dir = Path(args.state_dir).resolve() / "run"
+    state_dir = Path(args.state_dir).resolve()
+    run_dir = state_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(environ)
-    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("P1_STATE_DIR", str(Path(args.state_dir).resolve()))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("P1_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     procs: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -83,18 +86,10 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         mqtt_url = environ["MQTT_URL"]
         notes.append(f"broker: external, {mqtt_url.split('@')[-1]}")
     else:
-        port = pick_port(args.mqtt_port)
-        mqtt_url = f"mqtt://127.0.0.1:{port}"
-        engine = args.broker_engine
-        if engine == "auto":
-            engine = "mosquitto" if find_mosquitto() else "amqtt"
-        procs.append(("broker", f"p1-broker --host 127.0.0.1 --port {port} --engine {engine}"))
+        broker_cmd, mqtt_url, broker_notes = _local_broker(args)
+        procs.append(("broker", broker_cmd))
         env["MQTT_URL"] = mqtt_url
-        what = ("Mosquitto" if engine == "mosquitto" else
-                "embedded amqtt broker" + ("" if args.broker_engine == "amqtt" else
-                                           " (Mosquitto is not installed: sudo make system-deps)"))
-        notes.append(f"broker: {what} on {mqtt_url}")
-        notes.append(f"  watch every message: mosquitto_sub -h 127.0.0.1 -p {port} -t 'p1/#' -v")
+        notes += broker_notes
     web_port = pick_port(args.web_port)
     if args.speed != 1 and not args.serial:
         # a simulated meter at another speed runs its clock away from this host's: the
@@ -113,29 +108,58 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
     }
     for name, module, cmd in SERVICES:
         if name == "meter-sim" and args.serial:
-            continue
-        if name == "recorder" and not environ.get("INFLUX_URL"):
-            notes.append("recorder: off (set INFLUX_URL to record into InfluxDB)")
-            continue
-        if name == "bridge-multicast" and not args.bridge:
-            notes.append("bridge-multicast: off (make run BRIDGE=1 bridges the legacy ESP modules)")
-            continue
-        if not has_module(module):
-            notes.append(f"{name}: not built yet")
+            continue  # a real meter instead
+        off = _off_note(name, module, args, environ)
+        if off:
+            notes.append(off)
             continue
         if name == "web" and args.serial:
             cmd = cmd.split(" --seed-outputs")[0]  # a real house: no demo loads, outputs from the page
         procs.append((name, cmd.format(**values)))
         if name == "web":
-            notes.append(f"web page: http://127.0.0.1:{web_port}/ (the write token is in "
-                         f"{Path(env['P1_STATE_DIR']) / 'web' / 'token'})")
-            if not args.serial:
-                notes.append("outputs: the simulated boiler and relay1 (deploy/demo/outputs.json, "
-                             f"stored by the web when it has none): change them on "
-                             f"http://127.0.0.1:{web_port}/outputs")
+            notes += _web_notes(args, Path(env["P1_STATE_DIR"]), web_port)
     if args.serial:
         notes.append(f"meter: {args.serial}")
     return procs, env, notes
+
+
+def _local_broker(args: argparse.Namespace) -> tuple[str, str, list[str]]:
+    """The broker ``make run`` starts: its command, its URL, and what to tell the user."""
+    port = pick_port(args.mqtt_port)
+    mqtt_url = f"mqtt://127.0.0.1:{port}"
+    engine = args.broker_engine
+    if engine == "auto":
+        engine = "mosquitto" if find_mosquitto() else "amqtt"
+    if engine == "mosquitto":
+        what = "Mosquitto"
+    elif args.broker_engine == "amqtt":
+        what = "embedded amqtt broker"
+    else:
+        what = "embedded amqtt broker (Mosquitto is not installed: sudo make system-deps)"
+    notes = [f"broker: {what} on {mqtt_url}",
+             f"  watch every message: mosquitto_sub -h 127.0.0.1 -p {port} -t 'p1/#' -v"]
+    return f"p1-broker --host 127.0.0.1 --port {port} --engine {engine}", mqtt_url, notes
+
+
+def _off_note(name: str, module: str, args: argparse.Namespace, environ: dict[str, str]) -> str | None:
+    """Why a service does not run (what to tell the user), or None when it runs."""
+    if name == "recorder" and not environ.get("INFLUX_URL"):
+        return "recorder: off (set INFLUX_URL to record into InfluxDB)"
+    if name == "bridge-multicast" and not args.bridge:
+        return "bridge-multicast: off (make run BRIDGE=1 bridges the legacy ESP modules)"
+    if not has_module(module):
+        return f"{name}: not built yet"
+    return None
+
+
+def _web_notes(args: argparse.Namespace, state_dir: Path, web_port: int) -> list[str]:
+    notes = [f"web page: http://127.0.0.1:{web_port}/ (the write token is in "
+             f"{state_dir / 'web' / 'token'})"]
+    if not args.serial:
+        notes.append("outputs: the simulated boiler and relay1 (deploy/demo/outputs.json, "
+                     f"stored by the web when it has none): change them on "
+                     f"http://127.0.0.1:{web_port}/outputs")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,8 +223,7 @@ def port_free_to_connect(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def ordered_manager(printer: Any, later: tuple[str, ...],
-                    ready: dict[str, Callable[[], bool]] | None = None) -> Any:
+class OrderedManager(Manager):  # type: ignore[misc]  # honcho is untyped: its Manager is Any
     """honcho's Manager, in order. Start: ``later`` in reverse (the broker, then the
     simulated meter), each once the one before is ``ready`` (listening, pty there), then
     the rest: no service starts against a broker or a port that is not there yet. Stop:
@@ -209,71 +232,74 @@ def ordered_manager(printer: Any, later: tuple[str, ...],
     every service says ``offline`` and disconnects while the broker is still there.
     (honcho alone starts and stops all at once; it still SIGKILLs whatever is left 5 s
     after the first process ended.)"""
-    import multiprocessing
 
-    from honcho.manager import Manager
+    def __init__(self, printer: Any, later: tuple[str, ...],
+                 ready: dict[str, Callable[[], bool]] | None = None) -> None:
+        super().__init__(printer)
+        self.later = later
+        self.checks = ready or {}
+        self.stopping = False
 
-    checks = ready or {}
+    def _start(self) -> None:
+        order = [n for n in reversed(self.later) if n in self._processes]
+        order += [n for n in self._processes if n not in self.later]
+        for i, name in enumerate(order):
+            if self.stopping:  # Ctrl-C while starting: the rest never starts
+                for rest in order[i:]:
+                    del self._processes[rest]
+                return
+            p = self._processes[name]
+            p["process"] = multiprocessing.Process(
+                name=name, target=p["obj"].run, args=(self.events, True))
+            p["process"].start()
+            if name in self.checks:
+                self._wait_ready(name, p["process"], self.checks[name])
 
-    class OrderedManager(Manager):  # type: ignore[misc]
-        stopping = False
+    def _wait_ready(self, name: str, proc: Any, check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not check():
+            if self.stopping or not proc.is_alive():
+                return
+            if time.monotonic() > deadline:
+                self._system_print(f"{name} not ready after {READY_TIMEOUT_S:.0f} s; "
+                                   "starting the others anyway\n")
+                return
+            time.sleep(0.05)
 
-        def _start(self) -> None:
-            order = [n for n in reversed(later) if n in self._processes]
-            order += [n for n in self._processes if n not in later]
-            for i, name in enumerate(order):
-                if self.stopping:  # Ctrl-C while starting: the rest never starts
-                    for rest in order[i:]:
-                        del self._processes[rest]
-                    return
+    def _killall(self, force: bool = False) -> None:
+        if force:
+            super()._killall(force=True)
+            return
+        self.stopping = True
+        self._stop_next()
+
+    def _stop_next(self) -> None:
+        """SIGTERM to the next group still running, once the groups before it ended."""
+        if not self.stopping:
+            return
+        groups = [[n for n in self._processes if n not in self.later]] + [[n] for n in self.later]
+        for group in groups:
+            running = [n for n in group if n in self._processes
+                       and "returncode" not in self._processes[n]]
+            if not running:
+                continue
+            for name in running:
                 p = self._processes[name]
-                p["process"] = multiprocessing.Process(
-                    name=name, target=p["obj"].run, args=(self.events, True))
-                p["process"].start()
-                if name in checks:
-                    self._wait_ready(name, p["process"], checks[name])
+                if "pid" in p and not p.get("sent_term"):
+                    p["sent_term"] = True
+                    self._system_print(f"sending SIGTERM to {name} (pid {p['pid']})\n")
+                    self._procmgr.terminate(p["pid"])
+            return
 
-        def _wait_ready(self, name: str, proc: Any, check: Callable[[], bool]) -> None:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not check():
-                if self.stopping or not proc.is_alive():
-                    return
-                if time.monotonic() > deadline:
-                    self._system_print(f"{name} not ready after {READY_TIMEOUT_S:.0f} s; "
-                                       "starting the others anyway\n")
-                    return
-                time.sleep(0.05)
+    def _all_started(self) -> bool:  # called on every turn of honcho's loop
+        self._stop_next()
+        return bool(super()._all_started())
 
-        def _killall(self, force: bool = False) -> None:
-            if force:
-                super()._killall(force=True)
-                return
-            self.stopping = True
-            self._stop_next()
 
-        def _stop_next(self) -> None:
-            """SIGTERM to the next group still running, once the groups before it ended."""
-            if not self.stopping:
-                return
-            groups = [[n for n in self._processes if n not in later]] + [[n] for n in later]
-            for group in groups:
-                running = [n for n in group if n in self._processes
-                           and "returncode" not in self._processes[n]]
-                if not running:
-                    continue
-                for name in running:
-                    p = self._processes[name]
-                    if "pid" in p and not p.get("sent_term"):
-                        p["sent_term"] = True
-                        self._system_print(f"sending SIGTERM to {name} (pid {p['pid']})\n")
-                        self._procmgr.terminate(p["pid"])
-                return
-
-        def _all_started(self) -> bool:  # called on every turn of honcho's loop
-            self._stop_next()
-            return bool(super()._all_started())
-
-    return OrderedManager(printer)
+def ordered_manager(printer: Any, later: tuple[str, ...],
+                    ready: dict[str, Callable[[], bool]] | None = None) -> OrderedManager:
+    """An :class:`OrderedManager`: ``later`` start first and stop last (see there)."""
+    return OrderedManager(printer, later, ready)
 
 
 if __name__ == "__main__":
