@@ -245,7 +245,7 @@ def test_cli_help_and_check_config(tmp_path: Any) -> None:
                                                     "mode": "proportional"}]}))
     res = run_cli("--check-config", str(bad))
     assert res.returncode == 1
-    assert "outputs[0].mode: proportional needs kind 'dimmer'" in res.stderr
+    assert "outputs[0].mode: proportional mode needs kind 'dimmer' (a relay can only switch)" in res.stderr
     res = subprocess.run([sys.executable, "-m", "load_controller.cli"], capture_output=True,
                          text=True, timeout=60, env={"LOADCTL_GAIN": "3", "PATH": "/usr/bin"})
     assert res.returncode == 2 and "LOADCTL_GAIN: 3.0 is above the maximum 1.0" in res.stderr

@@ -388,6 +388,30 @@ class OutputsConfig(_Model):
         max_length=MAX_OUTPUTS, description=f"every output of the site ([] = none; at most {MAX_OUTPUTS})")
 
 
+# A problem of a configuration document beyond its fields' types: (location, message, kind),
+# reported by the web like pydantic's own errors and by the load-controller in its log.
+Problem = tuple[tuple[str | int, ...], str, str]
+
+
+def output_problems(out: OutputConfig) -> list[Problem]:
+    """What an output's fields cannot be together (one place for the web and the controller)."""
+    if out.mode == "proportional" and out.kind != "dimmer":
+        return [(("mode",), "proportional mode needs kind 'dimmer' (a relay can only switch)", "mode_kind")]
+    return []
+
+
+def outputs_problems(doc: OutputsConfig) -> list[Problem]:
+    """Every output's own problems, and ids used twice."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, out in enumerate(doc.outputs):
+        problems += [(("outputs", i, *loc), msg, kind) for loc, msg, kind in output_problems(out)]
+        if out.id in seen:
+            problems.append((("outputs", i, "id"), f"duplicate output id {out.id!r}", "duplicate"))
+        seen.add(out.id)
+    return problems
+
+
 class PeakConfig(_Model):
     v: int = CONTRACT_VERSION
     manual_threshold_w: float = Field(2500, ge=0, le=100000)

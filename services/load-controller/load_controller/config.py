@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from p1common.payloads import OutputConfig, OutputsConfig, field_name
+from p1common.payloads import OutputConfig, OutputsConfig, field_name, outputs_problems
 from p1common.settings import Env, SettingsError
 
 from .control import Params
@@ -34,15 +34,9 @@ def parse_outputs(doc: Any) -> list[OutputConfig]:
             shown = "" if isinstance(got, (dict, list)) else f" (got {_short(got)})"
             problems.append(f"{where}: {err.get('msg')}{shown}")
         raise ConfigError("; ".join(problems)) from None
-    seen: set[str] = set()
-    for i, out in enumerate(cfg.outputs):
-        if out.id in seen:
-            raise ConfigError(f"outputs[{i}].id: {out.id!r} is used twice")
-        seen.add(out.id)
-        if out.mode == "proportional" and out.kind != "dimmer":
-            raise ConfigError(
-                f"outputs[{i}].mode: proportional needs kind 'dimmer' ({out.id!r} is a relay)"
-            )
+    together = outputs_problems(cfg)
+    if together:
+        raise ConfigError("; ".join(f"{field_name(loc, 'document')}: {msg}" for loc, msg, _ in together[:5]))
     return list(cfg.outputs)
 
 
