@@ -422,33 +422,12 @@ class Controller:
         props = [rt for rt in ordered if rt.proportional]
         if not props:
             return
-        # the household without the proportional loads, after the switch decisions
-        household = net
-        for rt in ordered:
-            if rt.proportional:
-                household -= rt.effective_w
-            else:
-                household += rt.level_w - rt.visible_w
-        # a ramp (PV under a cloud edge) goes on while the commands take effect: lead it
-        measured = net - sum(rt.effective_w for rt in ordered)
-        if self.prev_net_w is None:
-            self.household_hist.clear()
-        self.household_hist = [*self.household_hist[-3:], measured]
-        ramp = ramp_w(self.household_hist)
-        household += ramp * self.params.ramp_lead_s / self.period_s
+        household = self._household_w(net, ordered)
         head = self.headroom_w(ordered)
         taken = 0.0
         for rt in props:
             share = rt.cfg.target_net_w - household - taken
-            cap = rt.cfg.rated_w
-            note = None
-            if rt.cfg.peak_guard:
-                if head is None:
-                    note = "peak guard inactive: no recent forecast"
-                else:
-                    cap = min(cap, max(0.0, rt.level_w + head))
-                    if share > cap:
-                        note = f"limited by the peak guard (headroom {fmt_w(head)})"
+            cap, note = self._guard_cap(rt, share, head)
             share = min(max(share, 0.0), cap)
             new = proportional_step(rt.level_w, share, self.params.gain, rt.cfg.rated_w,
                                     self.params.deadband_w)
@@ -456,26 +435,65 @@ class Controller:
             if head is not None and rt.cfg.peak_guard:
                 head -= new - rt.level_w
             rt.guard_note = note
-            if rt.drawing and rt.resumed_at == now:
-                # the thermostat closed during this reading's second: the reading shows
-                # only part of the load, and the level held for it is right already
-                new = min(rt.level_w, cap)
-                reason = (f"{self._pct_text(rt, new)}: the load draws again, keeping the "
-                          f"level held for it")
+            drawing = rt.drawing  # before a probe may find that it draws after all
+            new, reason = self._proportional_level(rt, now, net, new, cap, household, taken)
+            if drawing:
                 taken += share
-            elif rt.drawing:
-                reason = self._prop_reason(rt, new, household, taken)
-                taken += share
-            else:
-                reason = (f"{self._pct_text(rt, new)}: holding at the surplus, the load does "
-                          f"not draw (thermostat cut out?)")
-                new, probing = self._probe(rt, now, net, new)
-                if probing:
-                    reason = probing
             if note:
                 reason += f"; {note}"
             self._command(rt, now, round(new * 1000.0 / rt.cfg.rated_w) * rt.cfg.rated_w / 1000.0,
                           reason)
+
+    def _household_w(self, net: float, ordered: list[OutputRuntime]) -> float:
+        """The household without the proportional loads, after the switch decisions.
+
+        A ramp (PV under a cloud edge) goes on while the commands take effect: the
+        estimate leads it by ``ramp_lead_s``.
+        """
+        household = net
+        for rt in ordered:
+            if rt.proportional:
+                household -= rt.effective_w
+            else:
+                household += rt.level_w - rt.visible_w
+        measured = net - sum(rt.effective_w for rt in ordered)
+        if self.prev_net_w is None:
+            self.household_hist.clear()
+        self.household_hist = [*self.household_hist[-3:], measured]
+        ramp = ramp_w(self.household_hist)
+        household += ramp * self.params.ramp_lead_s / self.period_s
+        return household
+
+    @staticmethod
+    def _guard_cap(rt: OutputRuntime, share: float, head: float | None) -> tuple[float, str | None]:
+        """The most the peak guard lets ``rt`` take, and a note when it limits or is off."""
+        cap = rt.cfg.rated_w
+        if not rt.cfg.peak_guard:
+            return cap, None
+        if head is None:
+            return cap, "peak guard inactive: no recent forecast"
+        cap = min(cap, max(0.0, rt.level_w + head))
+        if share > cap:
+            return cap, f"limited by the peak guard (headroom {fmt_w(head)})"
+        return cap, None
+
+    def _proportional_level(
+        self, rt: OutputRuntime, now: float, net: float, new: float, cap: float,
+        household: float, taken: float,
+    ) -> tuple[float, str]:
+        """The level to command (``new`` unless the load just resumed or is probed) and why."""
+        if rt.drawing and rt.resumed_at == now:
+            # the thermostat closed during this reading's second: the reading shows
+            # only part of the load, and the level held for it is right already
+            held = min(rt.level_w, cap)
+            return held, (f"{self._pct_text(rt, held)}: the load draws again, keeping the "
+                          f"level held for it")
+        if rt.drawing:
+            return new, self._prop_reason(rt, new, household, taken)
+        holding = (f"{self._pct_text(rt, new)}: holding at the surplus, the load does "
+                   f"not draw (thermostat cut out?)")
+        new, probing = self._probe(rt, now, net, new)
+        return new, probing or holding
 
     def _probe(self, rt: OutputRuntime, now: float, net: float, held_w: float) -> tuple[float, str]:
         """Is a load judged not drawing really cut out? Holding a constant level gives the
