@@ -26,7 +26,7 @@ help:
 	@echo "make test   - install what is missing, then run the full test suite (what CI runs)"
 	@echo "make bench  - benchmarks; results written to BENCHMARKS.md"
 	@echo "make soak   - the long reliability suite (20 broker kills, 100 SIGKILLs, 1M fuzzed telegrams)"
-	@echo "make check  - ruff + mypy"
+	@echo "make check  - ruff (with complexity/size rules), mypy --strict, no function over 60 lines"
 	@echo "make ha-venv - Home Assistant 2025.4.4 in $(HA_VENV) for tests/ha (needs pyenv Python 3.13.0; ~4 min)"
 	@echo "make setup  - virtualenv in $(VENV) with every console script"
 
@@ -81,9 +81,11 @@ bench: setup
 soak: setup
 	P1_SOAK=1 $(VENV)/bin/pytest -q -m soak tests/reliability
 
+# mypy is strict through pyproject.toml ([tool.mypy] strict = true)
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy services
+	$(VENV)/bin/python scripts/check_function_length.py services
 
 schemas: $(STAMP)
 	$(VENV)/bin/p1-schemas docs/schemas
