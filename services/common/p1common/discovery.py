@@ -79,74 +79,90 @@ class EntityDescription:
 
 
 # -- the meter reading (p1-reader publishes these, for the fields the meter sends) ---------------
-_E, _P, _Q, _QE, _PF = "energy", "power", "reactive_power", "reactive_energy", "power_factor"
-_TI, _M = "total_increasing", "measurement"
+def _sensor(key: str, name: str, device_class: str | None = None, unit: str | None = None,
+            state_class: str | None = None, **kw: Any) -> EntityDescription:
+    """A sensor for a reading field; it expires when the readings stop."""
+    return EntityDescription(key, name, device_class=device_class, state_class=state_class,
+                             unit=unit, expires=True, **kw)
 
 
-def _r(key: str, name: str, dc: str | None = None, sc: str | None = None, unit: str | None = None,
-       **kw: Any) -> EntityDescription:
-    return EntityDescription(key, name, device_class=dc, state_class=sc, unit=unit, expires=True,
-                             **kw)
+def _counter(key: str, name: str, device_class: str | None, unit: str | None = None,
+             **kw: Any) -> EntityDescription:
+    """A meter counter: it only goes up (long-term statistics as a running total)."""
+    return _sensor(key, name, device_class, unit, "total_increasing", **kw)
 
 
-def _diag(key: str, name: str, dc: str, unit: str) -> EntityDescription:
+def _measurement(key: str, name: str, device_class: str,
+                 unit: str | None = None) -> EntityDescription:
+    """A value at an instant (long-term statistics as mean, min and max)."""
+    return _sensor(key, name, device_class, unit, "measurement")
+
+
+def _diag(key: str, name: str, device_class: str, unit: str) -> EntityDescription:
     # settings of the meter, not measurements: no state class (no long-term statistics)
-    return _r(key, name, dc, None, unit, entity_category="diagnostic")
+    return _sensor(key, name, device_class, unit, entity_category="diagnostic")
 
+
+_PHASES = (1, 2, 3)
 
 READING_ENTITIES: tuple[EntityDescription, ...] = (
-    _r("import_kwh", "Energy import", _E, _TI, "kWh"),
-    _r("import_t1_kwh", "Energy import tariff 1", _E, _TI, "kWh"),
-    _r("import_t2_kwh", "Energy import tariff 2", _E, _TI, "kWh"),
-    _r("import_t3_kwh", "Energy import tariff 3", _E, _TI, "kWh"),
-    _r("import_t4_kwh", "Energy import tariff 4", _E, _TI, "kWh"),
-    _r("export_kwh", "Energy export", _E, _TI, "kWh"),
-    _r("export_t1_kwh", "Energy export tariff 1", _E, _TI, "kWh"),
-    _r("export_t2_kwh", "Energy export tariff 2", _E, _TI, "kWh"),
-    _r("export_t3_kwh", "Energy export tariff 3", _E, _TI, "kWh"),
-    _r("export_t4_kwh", "Energy export tariff 4", _E, _TI, "kWh"),
+    _counter("import_kwh", "Energy import", "energy", "kWh"),
+    _counter("import_t1_kwh", "Energy import tariff 1", "energy", "kWh"),
+    _counter("import_t2_kwh", "Energy import tariff 2", "energy", "kWh"),
+    _counter("import_t3_kwh", "Energy import tariff 3", "energy", "kWh"),
+    _counter("import_t4_kwh", "Energy import tariff 4", "energy", "kWh"),
+    _counter("export_kwh", "Energy export", "energy", "kWh"),
+    _counter("export_t1_kwh", "Energy export tariff 1", "energy", "kWh"),
+    _counter("export_t2_kwh", "Energy export tariff 2", "energy", "kWh"),
+    _counter("export_t3_kwh", "Energy export tariff 3", "energy", "kWh"),
+    _counter("export_t4_kwh", "Energy export tariff 4", "energy", "kWh"),
     # the reactive_energy device class exists since Home Assistant 2025.6
-    _r("reactive_import_kvarh", "Reactive energy import", _QE, _TI, "kvarh"),
-    _r("reactive_export_kvarh", "Reactive energy export", _QE, _TI, "kvarh"),
-    _r("reactive_import_t1_kvarh", "Reactive energy import tariff 1", _QE, _TI, "kvarh"),
-    _r("reactive_import_t2_kvarh", "Reactive energy import tariff 2", _QE, _TI, "kvarh"),
-    _r("reactive_export_t1_kvarh", "Reactive energy export tariff 1", _QE, _TI, "kvarh"),
-    _r("reactive_export_t2_kvarh", "Reactive energy export tariff 2", _QE, _TI, "kvarh"),
-    _r("import_w", "Power import", _P, _M, "W"),
-    _r("export_w", "Power export", _P, _M, "W"),
-    _r("net_w", "Power net", _P, _M, "W"),
-    *(_r(f"l{n}_import_w", f"Power import L{n}", _P, _M, "W") for n in (1, 2, 3)),
-    *(_r(f"l{n}_export_w", f"Power export L{n}", _P, _M, "W") for n in (1, 2, 3)),
-    _r("reactive_import_var", "Reactive power import", _Q, _M, "var"),
-    _r("reactive_export_var", "Reactive power export", _Q, _M, "var"),
-    *(_r(f"l{n}_reactive_import_var", f"Reactive power import L{n}", _Q, _M, "var")
-      for n in (1, 2, 3)),
-    *(_r(f"l{n}_reactive_export_var", f"Reactive power export L{n}", _Q, _M, "var")
-      for n in (1, 2, 3)),
-    _r("frequency_hz", "Frequency", "frequency", _M, "Hz"),
-    _r("power_factor", "Power factor", _PF, _M),
-    *(_r(f"l{n}_power_factor", f"Power factor L{n}", _PF, _M) for n in (1, 2, 3)),
-    *(_r(f"l{n}_voltage_v", f"Voltage L{n}", "voltage", _M, "V") for n in (1, 2, 3)),
-    *(_r(f"l{n}_current_a", f"Current L{n}", "current", _M, "A") for n in (1, 2, 3)),
-    _r("avg_demand_w", "Quarter-hour average demand", _P, _M, "W"),
-    _r("month_max_w", "Month peak demand", _P, _M, "W", attributes=("month_max_history",)),
-    _r("month_max_ts", "Month peak demand time", "timestamp"),
-    _r("tariff", "Tariff", icon="mdi:clock-time-eight"),
+    _counter("reactive_import_kvarh", "Reactive energy import", "reactive_energy", "kvarh"),
+    _counter("reactive_export_kvarh", "Reactive energy export", "reactive_energy", "kvarh"),
+    _counter("reactive_import_t1_kvarh", "Reactive energy import tariff 1", "reactive_energy",
+             "kvarh"),
+    _counter("reactive_import_t2_kvarh", "Reactive energy import tariff 2", "reactive_energy",
+             "kvarh"),
+    _counter("reactive_export_t1_kvarh", "Reactive energy export tariff 1", "reactive_energy",
+             "kvarh"),
+    _counter("reactive_export_t2_kvarh", "Reactive energy export tariff 2", "reactive_energy",
+             "kvarh"),
+    _measurement("import_w", "Power import", "power", "W"),
+    _measurement("export_w", "Power export", "power", "W"),
+    _measurement("net_w", "Power net", "power", "W"),
+    *(_measurement(f"l{n}_import_w", f"Power import L{n}", "power", "W") for n in _PHASES),
+    *(_measurement(f"l{n}_export_w", f"Power export L{n}", "power", "W") for n in _PHASES),
+    _measurement("reactive_import_var", "Reactive power import", "reactive_power", "var"),
+    _measurement("reactive_export_var", "Reactive power export", "reactive_power", "var"),
+    *(_measurement(f"l{n}_reactive_import_var", f"Reactive power import L{n}", "reactive_power",
+                   "var") for n in _PHASES),
+    *(_measurement(f"l{n}_reactive_export_var", f"Reactive power export L{n}", "reactive_power",
+                   "var") for n in _PHASES),
+    _measurement("frequency_hz", "Frequency", "frequency", "Hz"),
+    _measurement("power_factor", "Power factor", "power_factor"),
+    *(_measurement(f"l{n}_power_factor", f"Power factor L{n}", "power_factor") for n in _PHASES),
+    *(_measurement(f"l{n}_voltage_v", f"Voltage L{n}", "voltage", "V") for n in _PHASES),
+    *(_measurement(f"l{n}_current_a", f"Current L{n}", "current", "A") for n in _PHASES),
+    _measurement("avg_demand_w", "Quarter-hour average demand", "power", "W"),
+    _sensor("month_max_w", "Month peak demand", "power", "W", "measurement",
+            attributes=("month_max_history",)),
+    _sensor("month_max_ts", "Month peak demand time", "timestamp"),
+    _sensor("tariff", "Tariff", icon="mdi:clock-time-eight"),
     EntityDescription("tariff_low", "Low tariff", "binary_sensor", icon="mdi:weather-night",
                       expires=True),
-    _r("breaker", "Breaker state", icon="mdi:electric-switch"),
-    _diag("limiter_w", "Power limiter threshold", _P, "W"),
+    _sensor("breaker", "Breaker state", icon="mdi:electric-switch"),
+    _diag("limiter_w", "Power limiter threshold", "power", "W"),
     _diag("limiter_a", "Current limiter threshold", "current", "A"),
     _diag("limiter_va", "Apparent power limiter threshold", "apparent_power", "VA"),
     _diag("fuse_limit_a", "Fuse supervision threshold L1", "current", "A"),
     _diag("l2_fuse_limit_a", "Fuse supervision threshold L2", "current", "A"),
     _diag("l3_fuse_limit_a", "Fuse supervision threshold L3", "current", "A"),
-    _r("power_failures", "Power failures", None, _TI, icon="mdi:flash-off"),
-    _r("long_power_failures", "Long power failures", None, _TI, icon="mdi:flash-off"),
-    _r("gas_m3", "Gas", "gas", _TI, "m³"),
-    _r("water_m3", "Water", "water", _TI, "m³"),
-    _r("heat_gj", "Heat", _E, _TI, "GJ"),
-    _r("message", "Meter message", icon="mdi:message-text", text=True),
+    _counter("power_failures", "Power failures", None, icon="mdi:flash-off"),
+    _counter("long_power_failures", "Long power failures", None, icon="mdi:flash-off"),
+    _counter("gas_m3", "Gas", "gas", "m³"),
+    _counter("water_m3", "Water", "water", "m³"),
+    _counter("heat_gj", "Heat", "energy", "GJ"),
+    _sensor("message", "Meter message", icon="mdi:message-text", text=True),
 )
 READING_BY_FIELD: dict[str, EntityDescription] = {d.source_field: d for d in READING_ENTITIES}
 
