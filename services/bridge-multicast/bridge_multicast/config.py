@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from p1common.settings import Env, SettingsError
@@ -86,7 +87,8 @@ class BridgeSettings:
         env = Env(environ)
         o = {k: v for k, v in (overrides or {}).items() if v is not None}
 
-        def pick(key: str, var: str, read):  # type: ignore[no-untyped-def]
+        def pick(key: str, var: str, read: Callable[[], Any]) -> tuple[Any, str]:
+            """A CLI flag's value (and its name for errors), else the variable's."""
             return (o[key], f"--{key.replace('_', '-')}") if key in o else (read(), var)
 
         group, var = pick("group", "BRIDGE_GROUP", lambda: env.str("BRIDGE_GROUP", "224.0.1.3"))

@@ -27,6 +27,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from .metrics import (
     MQTT_BAD_PAYLOADS,
@@ -226,7 +228,8 @@ class MqttClient:
         self._client.publish(topic, b"", qos=1, retain=True)
 
     # -- paho callbacks ------------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             log.warning("broker refused the connection: %s", reason_code)
             return
@@ -253,7 +256,7 @@ class MqttClient:
             except Exception:
                 log.exception("connect listener failed")
 
-    def _on_connect_fail(self, client, userdata) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         """A connection attempt failed (paho retries with back-off). The first of an outage
         is INFO (at start the broker may simply not listen yet: ``make run`` starts it with
         the services); still failing after UNREACHABLE_WARN_S, one WARNING."""
@@ -269,14 +272,15 @@ class MqttClient:
             log.warning("cannot reach the broker %s for %.0f s; still retrying",
                         self.url.redacted(), now - self._unreachable_since)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         was = self.connected.is_set()
         self.connected.clear()
         MQTT_CONNECTED.labels(self.client_id).set(0)
         if was and not self._stopping:
             log.warning("lost the broker (%s); reconnecting with back-off", reason_code)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         MQTT_RECEIVED.labels(self.client_id).inc()
         try:
             self._dispatch(msg)
