@@ -68,7 +68,9 @@ class Clock:
         # Unix seconds, or uptime seconds (since 1970 in the stamp) before any sync
         if self.base_s is None:
             return now_ms // 1000
-        return self.base_s + diff(now_ms, self.base_ms) // 1000
+        # a tick taken a moment before the sync (the loop's tick of the same pass that
+        # handled the message) is the synced second, not the one before
+        return self.base_s + max(0, diff(now_ms, self.base_ms)) // 1000
 
     def stamp(self, now_ms):
         return iso(self.now(now_ms))

@@ -150,6 +150,16 @@ def test_clock_matches_datetime(when: dt.datetime, quarter_hours: int) -> None:
     assert clock.iso(unix) == aware.astimezone(dt.UTC).isoformat()
 
 
+def test_clock_never_stamps_before_its_sync() -> None:
+    # the main loop takes its tick before it handles a message that syncs the clock: a
+    # state stamped with that tick is the synced second (was one second before it)
+    c = clock.Clock()
+    c.sync(1768474800, 5000)  # 2026-01-15T11:00:00Z
+    assert [c.stamp(ms) for ms in (4990, 5000, 5999, 6000)] == [
+        "2026-01-15T11:00:00+00:00", "2026-01-15T11:00:00+00:00",
+        "2026-01-15T11:00:00+00:00", "2026-01-15T11:00:01+00:00"]
+
+
 def test_burst_is_exactly_linear_for_every_tenth_of_a_percent() -> None:
     for level in range(0, 1001):
         b = firing.Burst()
