@@ -9,7 +9,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -78,7 +77,7 @@ def test_process_with_user_layout_metrics_and_sigterm(tmp_path, mosquitto):
         port = s.getsockname()[1]
     metrics_port = free_port()
     site = "clisite"
-    sub = Subscriber(mosquitto.port, TOPICS.reading(site))
+    sub = Subscriber(mosquitto.port, TOPICS.reading(site), "p1/status/bridge-cli-test")
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((GROUP, port))
@@ -103,7 +102,9 @@ def test_process_with_user_layout_metrics_and_sigterm(tmp_path, mosquitto):
                 return False
 
         wait_for(healthy, 10)
-        time.sleep(0.2)  # let the reading subscription be acknowledged
+        # its "online" follows its SUBSCRIBEs on the same connection: seen, it gets readings
+        wait_for(lambda: [m for m in sub.on("p1/status/bridge-cli-test")
+                          if m.payload == b"online" and not m.retain], 10)
         sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LO))
         sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         now = datetime.now(ZoneInfo("Europe/Brussels"))

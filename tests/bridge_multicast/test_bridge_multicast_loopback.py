@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -160,8 +159,12 @@ def test_legacy_frame_to_mqtt_exact(bridge_env, mosquitto):
     try:
         [kept] = late.wait(TOPICS.reading(site))
         assert kept.retain and kept.json()["source"] == "legacy"
-        time.sleep(0.2)
-        assert late.on(TOPICS.live(site)) == []
+        # the positive control: a marker published on the live topic now; the broker sends
+        # a new subscriber the retained messages when it subscribes, before anything
+        # published later, so a retained live message would be here before the marker
+        sub.publish(TOPICS.live(site), b"marker", qos=1)
+        late.wait(TOPICS.live(site))
+        assert [m.payload for m in late.on(TOPICS.live(site))] == [b"marker"]
     finally:
         late.close()
     assert metric("p1_bridge_readings_published_total", site) == 1
@@ -178,13 +181,16 @@ def test_reading_to_legacy_exact_frame(bridge_env):
     sub.publish(TOPICS.reading(site), {**P1_READING, "site": site})
     sub.publish(TOPICS.reading(site), {**P1_READING, "site": site, "ts": "2026-01-15T15:11:04+01:00",
                                        "import_w": 0.0, "export_w": 1520.0, "net_w": -1520.0})
-    wait_for(lambda: len(listener.frames_from(own)) == 2)
-    time.sleep(0.2)
+    # the positive control: one more new reading; its frame comes after any frame of the
+    # ones before (one MQTT connection, handled in order, each frame sent by the handler)
+    sub.publish(TOPICS.reading(site), {**P1_READING, "site": site, "ts": "2026-01-15T15:11:05+01:00"})
+    wait_for(lambda: len(listener.frames_from(own)) >= 3)
     assert listener.frames_from(own) == [
         b'{"dsmr":[1036678,804013,668,0,2,11,3]}',
         b'{"dsmr":[1036678,804013,0,1520,2,11,4]}',
+        b'{"dsmr":[1036678,804013,668,0,2,11,5]}',
     ]
-    assert metric("p1_bridge_frames_sent_total", site) == 2
+    assert metric("p1_bridge_frames_sent_total", site) == 3
     assert metric("p1_bridge_readings_skipped_total", site, reason="duplicate") == 1
 
 
@@ -207,15 +213,27 @@ def test_no_loops_with_both_directions(bridge_env):
     sender.send(b'{"dsmr":[1036678,804013,668,0,2,11,3]}')
     wait_for(lambda: metric("p1_bridge_frames_dropped_total", site, reason="echo") == 1)
 
-    time.sleep(0.3)  # give any loop time to show itself
+    # 4. the positive control, one marker down each path after all that: a loop started
+    # above would have shown itself before the markers are through (each path is handled
+    # in order: the datagrams by one thread, the MQTT messages by another)
+    marker_frame = b'{"dsmr":[83125000,27689000,0,0,1,11,4]}'
+    sender.send(marker_frame)
+    wait_for(lambda: [m for m in sub.on(TOPICS.reading(site))
+                      if m.json()["ts"] == "2026-01-15T15:11:04+01:00"])
+    wait_for(lambda: metric("p1_bridge_readings_skipped_total", site, reason="legacy") == 2)
+    sub.publish(TOPICS.reading(site), {**P1_READING, "site": site, "ts": "2026-01-15T15:11:05+01:00"})
+    wait_for(lambda: len(listener.frames_from(own)) >= 2)
+    wait_for(lambda: metric("p1_bridge_frames_dropped_total", site, reason="own") == 2)
     readings = [m.json() for m in sub.on(TOPICS.reading(site))]
-    assert [r["source"] for r in readings] == ["p1", "legacy"]
-    assert listener.frames_from(own) == [b'{"dsmr":[1036678,804013,668,0,2,11,3]}']
+    assert [(r["source"], r["ts"][11:19]) for r in readings] == [
+        ("p1", "15:11:03"), ("legacy", "15:11:02"), ("legacy", "15:11:04"), ("p1", "15:11:05")]
+    assert listener.frames_from(own) == [b'{"dsmr":[1036678,804013,668,0,2,11,3]}',
+                                         b'{"dsmr":[1036678,804013,668,0,2,11,5]}']
     assert listener.frames_from(legacy_src) == [
-        SEED_FRAME, b'{"dsmr":[1036678,804013,668,0,2,11,3]}',
+        SEED_FRAME, b'{"dsmr":[1036678,804013,668,0,2,11,3]}', marker_frame,
     ]
-    assert metric("p1_bridge_frames_sent_total", site) == 1
-    assert metric("p1_bridge_readings_published_total", site) == 1
+    assert metric("p1_bridge_frames_sent_total", site) == 2
+    assert metric("p1_bridge_readings_published_total", site) == 2
 
 
 def test_duplicates_and_bad_frames_counted_not_published(bridge_env):
@@ -233,21 +251,32 @@ def test_duplicates_and_bad_frames_counted_not_published(bridge_env):
     sender.send(SEED_FRAME)
     sender.send(SEED_FRAME)  # a duplicate
     sender.send(b'{"dsmr":[83125000,27689000,0,0,1,11,3]}')
-    wait_for(lambda: metric("p1_bridge_datagrams_received_total", site) == len(bad) + 3)
-    wait_for(lambda: len(sub.on(TOPICS.reading(site))) == 2)
-    time.sleep(0.2)
+    # the positive control: a last good frame; the datagrams are handled in order, so once
+    # its reading is out, every frame before it has been judged
+    sender.send(b'{"dsmr":[83125000,27689000,0,0,1,11,4]}')
+    wait_for(lambda: [m for m in sub.on(TOPICS.reading(site))
+                      if m.json()["ts"] == "2026-01-15T15:11:04+01:00"])
+    assert metric("p1_bridge_datagrams_received_total", site) == len(bad) + 4
     assert [m.json()["ts"] for m in sub.on(TOPICS.reading(site))] == [
-        "2026-01-15T15:11:02+01:00", "2026-01-15T15:11:03+01:00",
+        "2026-01-15T15:11:02+01:00", "2026-01-15T15:11:03+01:00", "2026-01-15T15:11:04+01:00",
     ]
     for reason in bad:
         assert metric("p1_bridge_bad_frames_total", site, reason=reason) == 1, reason
     assert metric("p1_bridge_frames_dropped_total", site, reason="duplicate") == 1
-    assert metric("p1_bridge_readings_published_total", site) == 2
+    assert metric("p1_bridge_readings_published_total", site) == 3
 
 
 def test_direction_to_mqtt_sends_nothing(bridge_env):
     site, bridge, sub, _, listener = bridge_env("to-mqtt")
+    # the positive control: a marker topic on the bridge's own MQTT connection. A reading
+    # published before a marker reaches the bridge (were it subscribed) before the marker,
+    # and its frame would be sent by the handler, before the marker is handled.
+    marks: list[bytes] = []
+    marker = f"test/{site}/marker"
+    bridge.runtime.mqtt.subscribe(marker, lambda _t, payload: marks.append(payload), qos=1)
+    wait_for(lambda: sub.publish(marker, b"probe") or marks, 5, 0.05)  # subscribed now
     sub.publish(TOPICS.reading(site), {**P1_READING, "site": site})
-    time.sleep(0.3)
+    sub.publish(marker, b"after")
+    wait_for(lambda: b"after" in marks)
     assert listener.frames_from(bridge.sender.getsockname()) == []
     assert metric("p1_bridge_frames_sent_total", site) == 0
