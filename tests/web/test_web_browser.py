@@ -69,9 +69,9 @@ class Feeder:
             pct = n * 7 % 100
             self.pub.publish(f"p1/{s}/control", ws.control(s, [
                 {"id": "boiler", "mode": "proportional", "pct": pct, "reason": f"export {n % 9 * 100} W",
-                 "settle_s": 30},
+                 "delay_s": 30},
                 {"id": "pump", "mode": "surplus", "on": n % 2 == 0, "reason": "on-delay running",
-                 "on_delay_left_s": 60 - n % 60, "min_on_left_s": 0}]), qos=0)
+                 "on_delay_remaining_s": 60 - n % 60, "min_on_remaining_s": 0}]), qos=0)
             self.pub.publish(f"p1/{s}/output/boiler/state", ws.output_state(pct=pct), qos=1)
             time.sleep(0.4)
 
@@ -210,7 +210,7 @@ def test_outputs_page(browser, live_web, artifacts, viewport, subscriber_factory
         boiler = "section.output[data-id=boiler]"
         changes(pg, f"{boiler} .state")
         assert pg.inner_text(f"{boiler} .mode") == "proportional"
-        assert pg.inner_text(f"{boiler} .timers").startswith("settle: 30 s")
+        assert pg.inner_text(f"{boiler} .timers").startswith("delay: 30 s")
         assert "%" in pg.inner_text(f"{boiler} .device")
         pump = "section.output[data-id=pump]"
         assert pg.inner_text(f"{pump} .device") == "no state reported"

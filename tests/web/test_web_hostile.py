@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -398,6 +399,61 @@ def test_a_read_only_token_folder_stops_with_one_line(mosquitto, tmp_path, site)
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[-1] == (
         f"p1-web: P1_STATE_DIR: cannot use {store}/web: Read-only file system")
+
+
+def as_other_user() -> tuple[list[str], int]:
+    """(command prefix, uid) to run p1-web as a user that file modes apply to: nobody
+    when the tests run as root (root ignores them), else the user running the tests."""
+    if os.geteuid() != 0:
+        return [], os.geteuid()
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv (util-linux): file modes cannot be tested")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], 65534
+
+
+@pytest.fixture()
+def own_dir() -> Iterator[Path]:
+    """A folder outside pytest's (root-only) tree, so another user can be given it."""
+    path = Path(tempfile.mkdtemp(prefix="p1-web-modes-"))
+    yield path
+    for sub in path.rglob("*"):
+        if sub.is_dir():
+            sub.chmod(0o755)
+    shutil.rmtree(path)
+
+
+def test_a_store_without_write_permission_answers_json(mosquitto, tmp_path, site, own_dir):
+    prefix, uid = as_other_user()
+    os.chown(own_dir, uid, uid)
+    web = ws.WebProc(mosquitto.url, tmp_path, site=site, env={"P1_STATE_DIR": str(own_dir)},
+                     prefix=prefix).start()
+    try:
+        assert web.http.put(web.api("/config/site"), headers=web.auth,
+                            json={"name": "Gent"}).status_code == 200
+        (own_dir / "web" / "config" / site).chmod(0o555)
+        r = web.http.put(web.api("/config/site"), headers=web.auth, json={"name": "Brugge"})
+        assert (r.status_code, r.json()) == (507, {
+            "detail": f"cannot store the site document of site '{site}': Permission denied "
+                      "(EACCES); nothing was changed"})
+        assert web.http.get(web.api("/config/site")).json()["name"] == "Gent"
+        assert "Traceback" not in web.logs()
+    finally:
+        web.close()
+
+
+def test_a_token_folder_without_write_permission_stops_with_one_line(mosquitto, own_dir):
+    prefix, _ = as_other_user()
+    own_dir.chmod(0o755)
+    (own_dir / "web").mkdir()
+    os.chmod(own_dir / "web", 0o555)  # cannot write, as any user but root
+    env = {k: v for k, v in os.environ.items() if not k.startswith("P1_WEB_")}
+    env.update(MQTT_URL=mosquitto.url, P1_STATE_DIR=str(own_dir), P1_SITE="home")
+    r = subprocess.run([*prefix, ws.P1_WEB], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"p1-web: no P1_WEB_TOKEN or P1_WEB_TOKEN_FILE, and a new token cannot be stored in "
+        f"{own_dir}/web/token: Permission denied (set one of them, or make {own_dir}/web "
+        "writable)")
 
 
 # -- its retained documents, watched -----------------------------------------------------------

@@ -20,6 +20,8 @@ environment (web): P1_WEB_HOST (0.0.0.0), P1_WEB_PORT (8080),
   P1_WEB_QUARTERS_KEPT (96), P1_WEB_SEED_OUTPUTS (outputs document stored for P1_SITE
   when it has none yet; make run passes deploy/demo/outputs.json)
 pages: /live /peak /outputs /devices; API description: /docs and /openapi.json
+every request: a write without the token is refused (401) before its body is read;
+  bodies over 256 KiB are refused (413); security headers (CSP, X-Frame-Options DENY)
 """
 
 
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (P1_WEB_HOST, default 0.0.0.0)")
     p.add_argument("--port", type=int, help="HTTP port (P1_WEB_PORT, default 8080)")
     p.add_argument("--protect-reads", action="store_true", default=None,
-                   help="reads need the token too (P1_WEB_PROTECT_READS)")
+                   help="reads need the token too, in the header (the event stream also "
+                   "takes ?token=) (P1_WEB_PROTECT_READS)")
     p.add_argument("--seed-outputs", metavar="FILE",
                    help="outputs document (JSON) stored and published for the default site "
                    "when it has none yet; later changes on the page win (P1_WEB_SEED_OUTPUTS)")
