@@ -122,7 +122,8 @@ def test_pty_to_mqtt_exact_values_and_reopen(mosquitto: Mosquitto, tmp_path: Pat
             assert sub.on("p1/e2e-pty/raw") == []
             # the port disappears (USB unplugged) and comes back under the same name
             first.close()
-            time.sleep(0.7)
+            # p1-reader has seen it go (its port gauge drops) before the new one appears
+            wait_for(lambda: REGISTRY.get_sample_value("p1_reader_port_open") == 0, 10)
             second = Pty(link)
             try:
                 n = len(sub.on("p1/e2e-pty/reading"))
@@ -164,13 +165,17 @@ def test_socket_url_bad_crc_not_published_but_counted(mosquitto: Mosquitto) -> N
     meter = TcpMeter()
     sub = Subscriber(mosquitto.port, "p1/e2e-tcp/reading", "p1/e2e-tcp/raw")
     bad_before = metric("p1_reader_bad_telegrams_total", {"reason": "crc"})
+    opens = metric("p1_reader_port_opens_total")
     try:
         with reader(mosquitto, "e2e-tcp", f"socket://127.0.0.1:{meter.port}",
                     profile="auto", publish_raw=True):
-            wait_for(lambda: meter._accepted.is_set(), 10)
+            # p1-reader drops what is waiting while it opens the port: write once it has
+            wait_for(lambda: metric("p1_reader_port_opens_total") > opens, 10)
             meter.write(b"\x00garbage\xff" + BAD_CRC + b"noise" + GOOD)
+            # GOOD came after the rest in the same write: once its reading and its raw
+            # telegram (published after the reading) are here, the rest has been handled
             msgs = sub.wait("p1/e2e-tcp/reading")
-            time.sleep(0.3)
+            sub.wait("p1/e2e-tcp/raw")
             readings = [m.json() for m in sub.on("p1/e2e-tcp/reading")]
             assert [r["import_w"] for r in readings] == [377.0]
             assert readings[0]["meter_id"] == "E0044007131650618"
@@ -190,14 +195,23 @@ def test_ha_discovery_resent_on_home_assistant_birth(mosquitto: Mosquitto, tmp_p
     try:
         with reader(mosquitto, "e2e-ha", str(link), ha_discovery=True):
             write_until(pty, FLUVIUS, sub, "p1/e2e-ha/reading")
-            configs = sub.wait("homeassistant/sensor/p1_reader_e2e-ha/#", count=20)
-            time.sleep(0.3)
-            n = len(sub.on("homeassistant/#"))
+            # p1-reader announced every field before its reading; the marker (QoS 1, sent
+            # now, so queued for us after those QoS 1 configs) says they are all here
+            configs_topic = "homeassistant/sensor/p1_reader_e2e-ha/+/config"
+            marker = "homeassistant/sensor/p1_reader_e2e-ha/marker"
+            sub.publish(marker, "1")
+            sub.wait(marker)
+            configs = sub.on(configs_topic)
+            n = len(configs)
+            assert n >= 20
             gas = next(m for m in configs if m.topic.endswith("/gas_m3/config")).json()
             assert (gas["device_class"], gas["unit_of_measurement"]) == ("gas", "m³")
             assert gas["availability_topic"].startswith("p1/status/p1-reader-e2e-ha")
-            sub.publish("homeassistant/status", "online")
-            sub.wait("homeassistant/#", count=2 * n)
+            sub.publish("homeassistant/status", "online")  # Home Assistant's birth: all again
+            sub.wait(configs_topic, count=2 * n)
+            sub.publish(marker, "2")
+            sub.wait(marker, count=2)
+            assert len(sub.on(configs_topic)) == 2 * n
     finally:
         sub.close()
         pty.close()
