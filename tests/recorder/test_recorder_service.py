@@ -153,8 +153,11 @@ def test_every_topic_kind_arrives_with_exact_values(setup: tuple) -> None:
                                        "billed_w": 3950.25, "cost_eur_year": 209.36})
     pub.publish(t.output_state("home", "boiler"), {"v": 1, "ts": iso(2), "pct": 41.5,
                                                    "override": False, "seq": 17})
-    pub.publish(t.control("home"), {"v": 1, "site": "home", "ts": iso(2), "outputs": [
-        {"id": "boiler", "mode": "proportional", "pct": 41.5}]})
+    pub.publish(t.control("home"), {"v": 1, "site": "home", "ts": iso(2), "watchdog": False, "outputs": [
+        {"id": "boiler", "kind": "dimmer", "mode": "proportional", "priority": 0, "decision": "pct",
+         "on": True, "level_w": 996.0, "reason": "export 996 W", "on_delay_remaining_s": None,
+         "min_on_remaining_s": None, "following": None, "device": "no state reports", "seq": 17,
+         "pct": 41.5}]})
     pub.publish(t.reading("home"), b"{not json")  # counted and ignored, the rest goes on
     expected = {
         "reading_import_w{site=home}": [((BASE_S + 1) * 1000, 1001.0)],
