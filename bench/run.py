@@ -87,8 +87,13 @@ def stamp() -> str:
 
 
 def write_block(out: Path, name: str, report: Report) -> None:
-    """Replace (or add) benchmark ``name``'s block in ``out``; the others stay."""
-    blocks = read_blocks(out.read_text()) if out.exists() else {}
+    """Replace (or add) benchmark ``name``'s block in ``out``; the others stay (a file from
+    before the blocks is kept whole, as one block, until a full run writes it anew)."""
+    text = out.read_text() if out.exists() else ""
+    blocks = read_blocks(text)
+    if text.strip() and not blocks:
+        blocks["earlier"] = ("an earlier run, before the file was kept per benchmark",
+                             text.replace("# Benchmarks", "", 1).strip())
     blocks[name] = (stamp(), block_of(report))
     out.write_text(render(blocks))
 

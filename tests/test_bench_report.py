@@ -30,3 +30,12 @@ def test_a_benchmark_replaces_only_its_own_block(tmp_path: Path) -> None:
     assert blocks["load"] == first["load"]  # untouched, its run stamp included
     assert text.count("| parser | ") == 1 and text.count("| load | ") == 1
     assert text.startswith("# Benchmarks\n")
+
+
+def test_a_file_from_before_the_blocks_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n## parser: speed\n\n17x\n")
+    write_block(out, "reliability", report(("Reliability: fuzz", "0 crashes")))
+    blocks = read_blocks(out.read_text())
+    assert blocks["earlier"][1] == "## parser: speed\n\n17x"
+    assert blocks["reliability"][1] == "## Reliability: fuzz\n\n0 crashes"
