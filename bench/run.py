@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = args.names or available()
     out = Path(args.out)
-    if not args.names and out.exists() and not read_blocks(out.read_text()):
-        out.write_text("")  # a file from before the blocks: a full run writes it anew
+    if not args.names:
+        out.write_text("")  # a full run writes the file anew, block after block
     failed = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] bench.{name} ...", flush=True)
