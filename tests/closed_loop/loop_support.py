@@ -1,4 +1,13 @@
-"""The closed loop as `make run` wires it, as processes on the test broker:
+"""The closed loop, two ways.
+
+:func:`lockstep`: meter-sim's engine, p1-reader's parser, the peak-forecaster's engine and
+the load-controller's controller in this process, in lock-step on one simulated clock (as
+bench/control.py runs them): every second the meter integrates, its telegram is parsed,
+the controller answers ``LATENCY_S`` later and the device applies the set its command
+delay after that. Nothing depends on how fast or loaded the machine is, so the control
+thresholds are the tight ones.
+
+:func:`closed_loop`: the same loop as `make run` wires it, as processes on the test broker:
 
     meter-sim --pty (house, PV, boiler + relay1 following `set`, faster than real time)
       -> p1-reader on that pty -> p1/<site>/reading
@@ -8,7 +17,10 @@
 
 Every timer counts simulated seconds: meter-sim's command delay and device watchdog
 by construction, the load-controller's through ``--speed`` (the same factor as the
-simulator), the peak-forecaster's quarters by the meter clock in the readings.
+simulator), the peak-forecaster's quarters by the meter clock in the readings. The
+messages between them take wall time, scaled up by the speed: on a loaded machine a
+reading may come late, so what the process tests assert is what no latency changes (the
+wiring, the steady states); the dynamics are the lock-step tests'.
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ class Trace:
     """What the broker carried, per simulated second (meter clock)."""
 
     net_w: dict[int, float] = field(default_factory=dict)  # telegram time -> net power
+    drawn_w: dict[str, dict[int, float]] = field(default_factory=dict)  # lock-step: output ->
+    # telegram time -> what it drew in the second that telegram reports
     boiler_pct: list[tuple[int, float]] = field(default_factory=list)  # (applied at, pct)
     relay_on: list[tuple[int, bool]] = field(default_factory=list)
     controls: list[dict[str, Any]] = field(default_factory=list)
@@ -63,6 +77,58 @@ class Trace:
 
     def seconds(self) -> list[int]:
         return sorted(self.net_w)
+
+
+LATENCY_S = 0.05  # telegram -> reading -> controller -> set at the device (as bench/control.py)
+
+
+def lockstep(scenario: dict[str, Any], seconds: int, outputs: dict[str, Any] | None = None,
+             command_delay_s: float = 0.5, latency_s: float = LATENCY_S) -> Trace:
+    """Run the loop ``seconds`` simulated seconds; the trace of every telegram."""
+    from load_controller.config import LoadControllerSettings, parse_outputs
+    from load_controller.control import Controller
+    from meter_sim.scenario import build
+    from meter_sim.sim import Simulator
+    from p1_reader.reading import build_reading
+    from p1common.dsmr.parser import parse_telegram
+    from peak_forecaster.engine import SiteEngine
+
+    site = "lockstep"
+    sim = Simulator(build({**scenario, "command_delay_s": command_delay_s}))
+    doc = outputs if outputs is not None else json.loads(DEMO_OUTPUTS.read_text())
+    ctl = Controller(site, parse_outputs(doc), LoadControllerSettings.from_env({}).params)
+    forecaster = SiteEngine(site)
+    trace = Trace(drawn_w={ident: {} for ident in sim.loads})
+
+    def send(commands: Any, at: float) -> None:
+        for cmd in commands:
+            sim.command(cmd.output_id, cmd.payload, at=at)
+
+    for _ in range(seconds):
+        sim.step()
+        t = float(sim.now)  # the telegram's time: the end of the second it reports
+        for ident, state in sim.drain_states():  # published with the telegram
+            ctl.on_state(t + latency_s, ident, state)
+            if ident == "boiler":
+                trace.boiler_pct.append((meter_s(state["ts"]), float(state["pct"])))
+            elif ident == "relay1":
+                trace.relay_on.append((meter_s(state["ts"]), bool(state["on"])))
+        reading = build_reading(parse_telegram(sim.telegram()), site=site, source="p1", now=t)
+        tm = meter_s(reading["ts"])
+        trace.net_w[tm] = float(reading["net_w"])
+        for ident, w in sim.load_w.items():
+            trace.drawn_w[ident][tm] = w
+        peak = forecaster.process(reading).peak
+        if peak is not None:
+            ctl.on_peak(t + latency_s, peak)
+        step = ctl.on_reading(t + latency_s, reading)
+        send(step.commands, t + latency_s)
+        if step.control is not None:
+            trace.controls.append(step.control)
+        ticked = ctl.tick(t + 0.5)  # the service's 1 s tick, between two telegrams
+        if ticked is not None:
+            send(ticked.commands, t + 0.5)
+    return trace
 
 
 def meter_s(ts: str) -> int:
