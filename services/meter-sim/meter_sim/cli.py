@@ -44,7 +44,7 @@ environment (flags win):
   METER_SIM_FORMAT     fluvius | dsmr5               METER_SIM_INTERVAL_S  seconds per telegram
   METER_SIM_PV_KWP     PV peak power                 METER_SIM_WATCHDOG_S  device watchdog (10)
   METER_SIM_COMMAND_DELAY_S  delay before a set applies (1)
-  MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT  (shared, see docs/settings)
+  MQTT_URL, P1_TOPIC_PREFIX, P1_SITE, LOG_LEVEL, METRICS_PORT  (shared, see docs/configuration.md)
 
 examples:
   meter-sim --pty --pty-link /tmp/p1 --speed 1           a live meter on a pty
