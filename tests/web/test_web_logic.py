@@ -13,8 +13,8 @@ from p1common.mqtt import BadPayload
 from p1common.payloads import OutputsConfig
 from p1common.settings import SettingsError
 from p1common.topics import Topics
-from p1web.app import field_name
 from p1web.auth import bearer_ok, resolve_token
+from p1web.deps import api_field_name
 from p1web.live import LiveState
 from p1web.models import SiteConfig, check_document
 from p1web.settings import WebSettings
@@ -87,9 +87,9 @@ def test_document_checks():
 
 
 def test_field_names():
-    assert field_name(("body", "outputs", 0, "rated_w")) == "outputs[0].rated_w"
-    assert field_name(("path", "site")) == "site"
-    assert field_name(("body",)) == "body"
+    assert api_field_name(("body", "outputs", 0, "rated_w")) == "outputs[0].rated_w"
+    assert api_field_name(("path", "site")) == "site"
+    assert api_field_name(("body",)) == "body"
 
 
 def test_store_round_trip_and_bad_files_left_out(tmp_path):

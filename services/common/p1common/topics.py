@@ -11,7 +11,6 @@ import zlib
 from dataclasses import dataclass
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-CONFIG_SCOPES = ("outputs", "peak", "monitor", "switcher", "site")
 
 # The one site-name rule, for settings (P1_SITE), topics, the web (paths, store folders)
 # and deploy/mosquitto/mkusers.py (which keeps a copy: it runs without p1common; a test

@@ -2,9 +2,15 @@
 
 The contract's models (outputs, peak, monitor) come from :mod:`p1common.payloads`;
 the two documents only the web and the devices use (site, switcher) are defined
-here. Checks that span fields (unique output ids, a proportional output must be a
-dimmer) are plain functions returning ``(location, message)`` problems, so the API
-reports them exactly like pydantic's own field errors.
+here. Checks that span fields are plain functions returning ``(location, message,
+type)`` problems, so the API reports them exactly like pydantic's own field errors; the
+outputs document's (unique ids, a proportional output must be a dimmer) are the
+contract's own, :func:`p1common.payloads.outputs_problems`, which the load-controller
+applies too.
+
+:data:`SCOPES` is the one table of the documents: the store, the MQTT side and the REST
+API (:mod:`p1web.routes.config` makes the list/get/put/delete routes of every per-device
+scope from it) all read it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from p1common import CONTRACT_VERSION
-from p1common.payloads import MonitorConfig, OutputConfig, OutputsConfig, PeakConfig
+from p1common.payloads import (
+    MonitorConfig,
+    OutputConfig,
+    OutputsConfig,
+    PeakConfig,
+    Problem,
+    outputs_problems,
+)
 
 # a topic segment (p1common.topics) that cannot be '.' or '..': it also names a file
 DEVICE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"
@@ -65,22 +78,25 @@ class OutputBody(OutputConfig):
 
 @dataclass(frozen=True)
 class Scope:
-    """A kind of configuration document: its model and whether it exists per device."""
+    """A kind of configuration document: its model, whether it exists per device, whether
+    a service has defaults when none is stored, and (per device) what it sets, for the API
+    description of its PUT."""
 
     name: str
     model: type[BaseModel]
     per_device: bool
+    defaults: bool = True
+    about: str = ""
 
 
 SCOPES: dict[str, Scope] = {
     "site": Scope("site", SiteConfig, False),
     "outputs": Scope("outputs", OutputsConfig, False),
     "peak": Scope("peak", PeakConfig, False),
-    "monitor": Scope("monitor", MonitorConfig, True),
-    "switcher": Scope("switcher", SwitcherConfig, True),
+    "monitor": Scope("monitor", MonitorConfig, True, about="LED bar scaling"),
+    "switcher": Scope("switcher", SwitcherConfig, True, defaults=False,
+                      about="Which output a triac switcher follows"),
 }
-
-Problem = tuple[tuple[str | int, ...], str, str]  # (location in the body, message, type)
 
 
 @lru_cache(maxsize=1)
@@ -97,12 +113,7 @@ def check_document(scope: str, doc: BaseModel) -> list[Problem]:
             (("v",), f"only contract version {CONTRACT_VERSION} is supported, got {version}", "version")
         )
     if isinstance(doc, OutputsConfig):
-        seen: set[str] = set()
-        for i, out in enumerate(doc.outputs):
-            problems += [((("outputs", i, *loc)), msg, kind) for loc, msg, kind in check_output(out)]
-            if out.id in seen:
-                problems.append((("outputs", i, "id"), f"duplicate output id {out.id!r}", "duplicate"))
-            seen.add(out.id)
+        problems += outputs_problems(doc)
     if isinstance(doc, SiteConfig) and doc.timezone not in _zones():
         problems.append(
             (("timezone",), f"{doc.timezone!r} is not an IANA time zone (e.g. Europe/Brussels)", "timezone")
@@ -110,16 +121,11 @@ def check_document(scope: str, doc: BaseModel) -> list[Problem]:
     return problems
 
 
-def check_output(out: OutputConfig) -> list[Problem]:
-    if out.mode == "proportional" and out.kind != "dimmer":
-        return [(("mode",), "proportional mode needs kind 'dimmer' (a relay can only switch)", "mode_kind")]
-    return []
-
-
 def default_document(scope: str) -> dict[str, Any]:
-    """What a service uses when no document was ever published (switcher: none;
-    outputs: none, said explicitly: the model requires ``outputs``)."""
-    if scope == "switcher":
+    """What a service uses when no document was ever published (KeyError for a scope
+    without defaults, the switcher; outputs: none, said explicitly: the model requires
+    ``outputs``)."""
+    if not SCOPES[scope].defaults:
         raise KeyError(scope)
     given: dict[str, Any] = {"outputs": []} if scope == "outputs" else {}
     return SCOPES[scope].model.model_validate(given).model_dump(mode="json")

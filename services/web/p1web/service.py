@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import threading
 import time
 from collections import deque
 from datetime import datetime
@@ -28,15 +27,16 @@ import uvicorn
 from pydantic import ValidationError
 
 from p1common.mqtt import BadPayload, decode_json_object
-from p1common.payloads import OutputsConfig
+from p1common.payloads import OutputsConfig, field_name
 from p1common.persist import StateFileError, atomic_write_json, load_json
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, SettingsError
 from p1common.topics import SITE_RULE, is_site
 
-from .app import WebContext, create_app, field_name
+from .app import create_app
 from .auth import resolve_token
+from .deps import WebContext
 from .hub import EventHub
 from .live import LiveState
 from .models import SCOPES, check_document
@@ -270,11 +270,11 @@ def load_outputs_document(path: str, name: str) -> dict[str, Any]:
     try:
         doc = OutputsConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{field_name(e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        problems = "; ".join(f"{field_name(e['loc'], 'document')}: {e['msg']}" for e in exc.errors()[:5])
         raise SettingsError(f"{name}: {path!r}: {problems}") from None
     found = check_document("outputs", doc)
     if found:
-        problems = "; ".join(f"{field_name(loc)}: {msg}" for loc, msg, _ in found)
+        problems = "; ".join(f"{field_name(loc, 'document')}: {msg}" for loc, msg, _ in found)
         raise SettingsError(f"{name}: {path!r}: {problems}")
     return doc.model_dump(mode="json")
 
@@ -294,10 +294,3 @@ class WebServer(uvicorn.Server):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
-
-
-def run_in_thread(service: WebService, host: str, port: int) -> threading.Thread:
-    thread = threading.Thread(target=service.serve, args=(host, port), daemon=True, name="web")
-    thread.start()
-    return thread
-
