@@ -99,6 +99,13 @@ def check(model: type[BaseModel], obj: Any, tolerate_extra: bool = False) -> Non
             raise Refused(field_name(first["loc"]), first["msg"]) from None
 
 
+def built(model: type[BaseModel], doc: dict[str, Any]) -> dict[str, Any]:
+    """A payload a service publishes, built as its contract model (strict: a wrong type or
+    an out-of-range value is a bug of the publisher, raised here, never sent) and returned
+    as the JSON-ready dict with exactly the fields given."""
+    return model.model_validate(doc, strict=True).model_dump(mode="json", exclude_unset=True)
+
+
 def field_name(loc: tuple[int | str, ...] | list[Any], whole: str = "payload") -> str:
     """A pydantic error location as a field path: ``outputs[0].mode`` (``whole`` when empty)."""
     out = ""

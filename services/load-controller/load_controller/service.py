@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from p1common.mqtt import BadPayload, decode_json_object
-from p1common.payloads import OutputConfig, Refused, check_kind
+from p1common.payloads import Control, OutputConfig, OutputSet, Refused, built, check_kind
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 
@@ -143,14 +143,14 @@ class LoadControllerService:
     def _publish(self, step: Step) -> None:
         m = self.rt.mqtt
         for cmd in step.commands:
-            m.publish_json(self.topics.output_set(self.site, cmd.output_id), cmd.payload, qos=1)
+            m.publish_json(self.topics.output_set(self.site, cmd.output_id), built(OutputSet, cmd.payload), qos=1)
         for event in step.events:
             log.info("%s%s", self._who, event)
         if step.control is not None:
             doc = dict(step.control)
             if self.config_error:
                 doc["config_error"] = self.config_error
-            m.publish_json(self.topics.control(self.site), doc, qos=0, retain=True)
+            m.publish_json(self.topics.control(self.site), built(Control, doc), qos=0, retain=True)
             WATCHDOG.labels(self.site).set(1 if doc.get("watchdog") else 0)
             for out in doc["outputs"]:
                 LEVEL_W.labels(self.site, out["id"]).set(out["level_w"])

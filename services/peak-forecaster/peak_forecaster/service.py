@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from p1common.discovery import EntityDescription, discovery_messages
 from p1common.mqtt import BadPayload, decode_json_object
-from p1common.payloads import PeakConfig
+from p1common.payloads import MonthRecord, Peak, PeakConfig, QuarterRecord, built
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.plausibility import Implausible, ReadingGuard
 from p1common.service import ServiceRuntime
@@ -247,10 +247,10 @@ class PeakService:
                 self._queue_state(site, eng, time.monotonic())
             for q in res.quarters:
                 QUARTERS.labels(str(q["complete"]).lower()).inc()
-                m.publish_json(self.topics.peak_quarter(site), q, qos=1)
+                m.publish_json(self.topics.peak_quarter(site), built(QuarterRecord, q), qos=1)
             for rec in res.months:
-                m.publish_json(self.topics.peak_month(site), rec, qos=1, retain=True)
-            m.publish_json(self.topics.peak(site), res.peak, retain=True)
+                m.publish_json(self.topics.peak_month(site), built(MonthRecord, rec), qos=1, retain=True)
+            m.publish_json(self.topics.peak(site), built(Peak, res.peak), retain=True)
         PROCESS_S.observe(time.perf_counter() - t0)
 
     def _resend(self, site: str, published: dict[str, Any]) -> None:
