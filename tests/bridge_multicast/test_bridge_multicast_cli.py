@@ -137,13 +137,17 @@ def test_process_with_user_layout_metrics_and_sigterm(tmp_path, mosquitto):
                 break
         assert got[-1] == b'{"dsmr":[559373,477305,549778,254235,0,1520,2,11,3]}'
 
-        with urllib.request.urlopen(f"http://{LO}:{metrics_port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-        assert f'p1_bridge_readings_published_total{{site="{site}"}} 1.0' in text
-        assert f'p1_bridge_frames_sent_total{{site="{site}"}} 1.0' in text
-        # the bridge's own frame came back on loopback and was dropped, not published
-        wait_for(lambda: f'p1_bridge_frames_dropped_total{{reason="own",site="{site}"}} 1.0'
-                 in urllib.request.urlopen(f"http://{LO}:{metrics_port}/metrics").read().decode())
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://{LO}:{metrics_port}/metrics", timeout=2) as r:
+                return r.read().decode()
+
+        # the counters go up right after the frame / reading went out (the listener and
+        # the subscriber may have them first): wait for them; the bridge's own frame came
+        # back on loopback and was dropped, not published
+        wanted = [f'p1_bridge_readings_published_total{{site="{site}"}} 1.0',
+                  f'p1_bridge_frames_sent_total{{site="{site}"}} 1.0',
+                  f'p1_bridge_frames_dropped_total{{reason="own",site="{site}"}} 1.0']
+        wait_for(lambda: all(w in metrics() for w in wanted))
         assert [m.json()["source"] for m in sub.on(TOPICS.reading(site))] == ["legacy", "p1"]
     finally:
         proc.send_signal(signal.SIGTERM)
