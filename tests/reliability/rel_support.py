@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -53,10 +54,28 @@ class Proc:
                 # same connection (p1common.mqtt, _on_connect) and the broker handles one
                 # client's packets in order, so once "online" is out it receives its topics
                 wait_for(lambda: self._online_seen(watch), timeout_s)
+            if self.http_port:  # p1-web: its HTTP server listens too
+                wait_for(lambda: self._listening(self.http_port), timeout_s)
         finally:
             if watch:
                 watch.close()
         return self
+
+    @property
+    def http_port(self) -> int | None:
+        """The port p1-web was told to serve (``--port N``), else None."""
+        if self.name != "p1-web" or "--port" not in self.cmd:
+            return None
+        return int(self.cmd[self.cmd.index("--port") + 1])
+
+    def _listening(self, port: int) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.output()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def _online_seen(self, watch: Subscriber) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
