@@ -55,3 +55,13 @@ def test_decode_refuses(payload: bytes, message: str) -> None:
 def test_decode_takes_the_deepest_contract_payload() -> None:
     doc = decode_json(b'{"mbus": [{"channel": 1, "value": 1.5}], "a": {"b": {"c": [1]}}}')
     assert doc["mbus"][0]["value"] == 1.5
+
+
+def test_the_largest_headroom_the_forecaster_computes_is_in_the_contract() -> None:
+    """In the last second of a quarter the headroom is the quarter's whole energy per
+    second: 1 MW x 0.25 h -> 9e8 W (a site joined just before a quarter's end saw it)."""
+    from peak_forecaster.forecast import headroom_w
+
+    for value in (headroom_w(1_000_000.0, 0.0, 0.0), headroom_w(0.0, 250_000.0, 0.0)):
+        check_kind("peak", {**PEAK, "headroom_w": value})
+    assert headroom_w(1_000_000.0, 0.0, 0.0) == 9e8

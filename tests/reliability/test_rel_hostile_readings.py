@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rel_support import Proc, last_json
+from rel_support import Proc
 
 from support import Mosquitto, Subscriber, wait_for
 
@@ -54,11 +54,16 @@ def run_day(broker: Mosquitto, tmp: Path, site: str, start: datetime,
             if n == 10 and hostile:
                 for _field, change in HOSTILE:
                     sub.publish(f"p1/{site}/reading", {**good, **change}, qos=1)
-        wait_for(lambda: (last_json(sub, f"p1/{site}/peak") or {}).get("ts") == (start + timedelta(seconds=19))
-                 .isoformat(), 20)
+        # this run's own answers only: the run before left its peak and month retained
+        def fresh(topic: str) -> dict | None:
+            msgs = [m for m in sub.on(topic) if not m.retain]
+            return msgs[-1].json() if msgs else None
+
+        last = (start + timedelta(seconds=19)).isoformat()
+        wait_for(lambda: (fresh(f"p1/{site}/peak") or {}).get("ts") == last, 30)
         bad = pf.metric("p1_mqtt_bad_payloads_total", topic_kind="reading")
-        peak = last_json(sub, f"p1/{site}/peak")
-        month = last_json(sub, f"p1/{site}/peak/month")
+        peak = fresh(f"p1/{site}/peak")
+        month = fresh(f"p1/{site}/peak/month")
     finally:
         pf.stop()
         sub.close()

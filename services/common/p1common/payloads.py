@@ -54,6 +54,10 @@ SwitchState = Annotated[int, Field(ge=0, le=2)]
 # thresholds and forecasts of the largest connections stay well under 1 MW
 PeakW = Annotated[float, Field(ge=0, le=1_000_000)]
 SignedPeakW = Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
+# headroom: the constant extra power the rest of the quarter can take, (threshold energy -
+# forecast) / remaining time with at least 1 s left: in the last second of a quarter it
+# is up to the whole quarter's energy times 3600 (1 MW x 0.25 h -> 9e8 W)
+HeadroomW = Annotated[float, Field(ge=-1e9, le=1e9)]
 QuarterWh = Annotated[float, Field(ge=0, le=250_000)]  # 1 MW for 15 minutes
 QuarterSeconds = Annotated[float, Field(ge=0, le=4 * 3600)]  # a quarter, a DST hour and gaps
 Euro = Annotated[float, Field(ge=0, le=100_000_000)]
@@ -276,7 +280,7 @@ class Peak(_Model):
     avg_w: PeakW = Field(description="energy_wh x 4: the quarter's average if nothing more were drawn")
     forecast_w: PeakW
     threshold_w: PeakW
-    headroom_w: SignedPeakW
+    headroom_w: HeadroomW
     level: Literal["ok", "warn", "alarm"]
     month_peak_w: PeakW = Field(description="this month's peak as billed (never below 2500 W)")
     meter_avg_demand_w: PeakW | None = Field(
@@ -475,7 +479,7 @@ class Control(_Model):
     net_w: NetW | None = None
     tariff: TariffCode | None = None
     tariff_low: bool | None = None
-    headroom_w: SignedPeakW | None = Field(None, description="from the last peak: what the quarter can still take")
+    headroom_w: HeadroomW | None = Field(None, description="from the last peak: what the quarter can still take")
     config_error: str | None = Field(
         None, max_length=2000,
         description="the last outputs document refused and why; the controller keeps its last good one")
