@@ -179,7 +179,7 @@ def run_payload_fuzz(broker: Mosquitto, tmp: Path, count: int, seed: int,
                     progress(f"{(n + 1) * per_reading} of {readings * per_reading} fuzz messages")
             # barrier: the forecaster has decided on the last good reading
             last = (start + timedelta(seconds=readings - 1)).isoformat()
-            wait_for(lambda run=run, last=last: (_last(watch, T.peak(run.site)) or {}).get("ts") == last, 120)
+            wait_for(lambda run=run, last=last: _peak_at(watch, T.peak(run.site), last, sent_payloads), 120)
             for p in run.procs:
                 if not p.alive():
                     out.crashes.append(f"{run.site}: {p.name} exited")
@@ -215,7 +215,7 @@ def run_payload_fuzz(broker: Mosquitto, tmp: Path, count: int, seed: int,
                 json.loads(path.read_text())
             except ValueError as exc:
                 out.bad_state_files.append(f"{path}: {exc}")
-    month = {r.site: _last(watch, T.peak_month(r.site)) for r in (clean, fuzzed)}
+    month = {r.site: _last(watch, T.peak_month(r.site), sent_payloads) for r in (clean, fuzzed)}
     out.month_same = _without_site(month["fuzzed"]) == _without_site(month["fuzzclean"])
     states = {r.site: json.loads((r.state / "peak-forecaster" / f"{r.site}.json").read_text())
               for r in (clean, fuzzed)}
@@ -243,6 +243,18 @@ def _invalid(rnd: random.Random, topic: str, good: dict[str, Any]) -> tuple[str,
         # valid: draw again
 
 
+def _peak_at(sub: Subscriber, topic: str, ts: str, sent: set[bytes]) -> bool:
+    """Whether the forecaster has published its peak for the reading at ``ts`` (the fuzzer
+    publishes on the peak topic too, for the load-controller: its payloads are not it)."""
+    for m in sub.on(topic):
+        if m.payload in sent or not _json_ok(m.payload):
+            continue
+        doc = json.loads(m.payload)
+        if isinstance(doc, dict) and doc.get("ts") == ts:
+            return True
+    return False
+
+
 def _json_ok(payload: bytes) -> bool:
     try:
         json.loads(payload)
@@ -255,8 +267,8 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _last(sub: Subscriber, topic: str) -> Any:
-    msgs = [m for m in sub.on(topic) if m.payload and _json_ok(m.payload)]
+def _last(sub: Subscriber, topic: str, sent: set[bytes]) -> Any:
+    msgs = [m for m in sub.on(topic) if m.payload and m.payload not in sent and _json_ok(m.payload)]
     return json.loads(msgs[-1].payload) if msgs else None
 
 
