@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TELEGRAMS = REPO / "tests" / "data" / "telegrams"
 
-# ../shared, a "shared" folder next to the repo, or an absolute path of a workspace
+# a sibling "shared" folder (dot-dot, or REPO.parent), or an absolute path of a workspace
 OUTSIDE = re.compile(
     r"\.\./shared|parents?\s*(\[\d+\])?\s*/\s*\"shared\"|REPO\.parent\s*/|(?<![\w.])/(work|home/[a-z]+|Users/[A-Za-z]+)/"
 )
