@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from rel_support import Proc
 
 from support import Mosquitto, Subscriber, free_port, wait_for
@@ -19,9 +20,19 @@ from support import Mosquitto, Subscriber, free_port, wait_for
 SITE = "relserial"
 
 
-def _sim(broker: Mosquitto, tmp: Path, *out: str) -> Proc:
-    # no MQTT for the simulator here: it is only the meter
-    return Proc("meter-sim", [*out, "--speed", "1", "--no-mqtt"], None, tmp, metrics=False)
+def _sim(broker: Mosquitto, tmp: Path, *out: str, counters: dict[str, float] | None = None) -> Proc:
+    """The meter (no MQTT for the simulator here). ``counters``: a restarted simulator is
+    the same meter, its counters where they were (a real meter's never go back, and
+    p1-reader refuses a reading whose counters do: p1common.plausibility)."""
+    args = [*out, "--speed", "1", "--no-mqtt"]
+    if counters:
+        scenario = tmp / f"meter-{len(list(tmp.glob('meter-*.yaml')))}.yaml"
+        scenario.write_text(yaml.safe_dump({"meter": counters}))
+        args += ["--scenario", str(scenario)]
+    return Proc("meter-sim", args, None, tmp, metrics=False)
+
+
+COUNTERS = ("import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh", "gas_m3", "water_m3")
 
 
 def _cycles(broker: Mosquitto, tmp: Path, url: str, out: list[str], times: int,
@@ -37,7 +48,9 @@ def _cycles(broker: Mosquitto, tmp: Path, url: str, out: list[str], times: int,
             sim.stop()
             time.sleep(1.5)  # gone for a while
             n = len(sub.on(f"p1/{SITE}/reading"))
-            sim = _sim(broker, tmp, *out).start(wait_online=False)
+            last = sub.on(f"p1/{SITE}/reading")[-1].json()
+            sim = _sim(broker, tmp, *out, counters={k: last[k] for k in COUNTERS if k in last}).start(
+                wait_online=False)
             ready()
             back = time.monotonic()
             wait_for(lambda n=n: len(sub.on(f"p1/{SITE}/reading")) > n, 10)
