@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # the dashboards' and the task's Flux
 FLUXCHECK := tests/deploy/fluxcheck/node_modules/.package-lock.json
 # Debian packages the tests and the local stack use (installed when missing, as root).
-APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs
+APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs libffi8
 # The part `make run` installs when missing: the reference broker and its command-line
 # clients (not root: make run uses the embedded amqtt broker instead)
 RUN_APT_PACKAGES ?= mosquitto mosquitto-clients
@@ -19,7 +19,19 @@ HA_PYTHON ?= $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.13.0/bin/python
 HA_VENV   := .venv-ha
 HA_STAMP  := $(HA_VENV)/.installed
 
-.PHONY: help setup system-deps run test test-fast bench soak check schemas clean ha-venv ha-venv-if-possible
+# make device-host DEVICE=monitor|mini-switch|switcher|p1-dongle: a device's firmware on this
+# machine under the MicroPython unix port (devices/host/), against the broker in MQTT_URL
+DEVICE ?= monitor
+HEAP ?= 32k
+MQTT_URL ?= mqtt://127.0.0.1:1883
+SITE ?= home
+DEVICE_ID ?=
+UART ?=
+WIFI_FILE ?=
+# other settings.json keys: SETTINGS="keepalive_s=10 watchdog_s=10"
+SETTINGS ?=
+
+.PHONY: help setup device-host system-deps run test test-fast bench soak check schemas clean ha-venv ha-venv-if-possible
 
 help:
 	@echo "make run    - whole stack locally: broker, simulated meter, every service, web page"
@@ -29,6 +41,8 @@ help:
 	@echo "make check  - ruff (with complexity/size rules), mypy --strict, no function over 60 lines"
 	@echo "make ha-venv - Home Assistant 2025.4.4 in $(HA_VENV) for tests/ha (needs pyenv Python 3.13.0; ~4 min)"
 	@echo "make setup  - virtualenv in $(VENV) with every console script"
+	@echo "make device-host DEVICE=monitor|mini-switch|switcher|p1-dongle [HEAP=32k MQTT_URL=... SITE=...]"
+	@echo "             - a device's firmware on this machine (MicroPython unix port); Ctrl-C: heap high-water"
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -82,6 +96,11 @@ soak: setup
 	P1_SOAK=1 $(VENV)/bin/pytest -q -m soak tests/reliability
 
 # mypy is strict through pyproject.toml ([tool.mypy] strict = true)
+device-host: $(STAMP)
+	HEAP="$(HEAP)" MQTT_URL="$(MQTT_URL)" SITE="$(SITE)" DEVICE_ID="$(DEVICE_ID)" UART="$(UART)" \
+	  WIFI_FILE="$(WIFI_FILE)" $(VENV)/bin/python devices/host/run.py $(DEVICE) \
+	  $(foreach kv,$(SETTINGS),--set $(kv))
+
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy services

@@ -37,35 +37,36 @@ def find_mpy_cross():
 
 
 def compile_one(mpy_cross, src, dst, march="xtensa"):
-    cmd = list(mpy_cross) + ["-march=" + march, "-o", dst, src]
+    # march None: bytecode only (the host runner's MicroPython on this machine)
+    cmd = list(mpy_cross) + (["-march=" + march] if march else []) + ["-o", dst, src]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return os.path.getsize(dst)
 
 
-def build(out, mpy_cross=None):
+def build(out, mpy_cross=None, march="xtensa", devices=DEVICES):
     """Compile everything; return {relative path in out: .mpy size in bytes}."""
     mpy_cross = mpy_cross or find_mpy_cross()
     sizes = {}
-    for dev in DEVICES:
+    for dev in devices:
         root = os.path.join(out, dev)
         lib = os.path.join(root, "lib")
         os.makedirs(lib, exist_ok=True)
         for name in NEEDS[dev]:
             rel = dev + "/lib/" + name + ".mpy"
             sizes[rel] = compile_one(mpy_cross, os.path.join(HERE, "lib", name + ".py"),
-                                     os.path.join(out, rel))
+                                     os.path.join(out, rel), march)
         for fn in sorted(os.listdir(os.path.join(HERE, dev))):
             src = os.path.join(HERE, dev, fn)
             if not fn.endswith(".py"):
                 continue
             if fn in ("main.py", "boot.py"):
                 # compiled only to check it, shipped as source
-                compile_one(mpy_cross, src, os.path.join(root, fn[:-3] + ".check.mpy"))
+                compile_one(mpy_cross, src, os.path.join(root, fn[:-3] + ".check.mpy"), march)
                 os.remove(os.path.join(root, fn[:-3] + ".check.mpy"))
                 shutil.copy(src, os.path.join(root, fn))
                 continue
             rel = dev + "/" + fn[:-3] + ".mpy"
-            sizes[rel] = compile_one(mpy_cross, src, os.path.join(out, rel))
+            sizes[rel] = compile_one(mpy_cross, src, os.path.join(out, rel), march)
     return sizes
 
 

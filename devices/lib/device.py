@@ -82,7 +82,7 @@ class Runtime:
                 self.wifi.access_point(False)
         if up:
             self.link.poll(now)
-        elif self.link.up:
+        elif self.link.active():
             self.link.drop(now, "wifi down")
         self.app.tick(self, now)
         if self.restart:
