@@ -2,7 +2,7 @@
 
     python devices/build.py [--out devices/build] [--mpy-cross PATH]
 
-Output, per device (monitor, mini-switch, switcher): <out>/<device>/ holding
+Output, per device (monitor, mini-switch, switcher, p1-dongle): <out>/<device>/ holding
 main.py (kept as source: MicroPython runs main.py at boot), the app module as
 .mpy, and lib/*.mpy (the common modules). Copy a device's folder to the board's
 file system root with mpremote (see README.md). Prints the size of every .mpy.
@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEVICES = ("monitor", "mini-switch", "switcher")
+DEVICES = ("monitor", "mini-switch", "switcher", "p1-dongle")
 # the common modules each device needs (a board only gets what it uses: RAM)
 COMMON = ("tick", "clock", "settings", "boards", "hw", "topics", "mq", "wifi", "form",
           "portal", "device")
@@ -23,6 +23,7 @@ NEEDS = {
     "monitor": COMMON + ("ledbar",),
     "mini-switch": COMMON + ("relay", "outapp"),
     "switcher": COMMON + ("relay", "outapp", "firing"),
+    "p1-dongle": COMMON + ("p1frame",),
 }
 
 

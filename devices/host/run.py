@@ -31,7 +31,7 @@ import build  # noqa: E402  devices/build.py
 MICROPYTHON = os.path.join(HERE, "micropython")
 STUBS = os.path.join(HERE, "stubs")
 BOARDS = {"monitor": "nodemcu", "mini-switch": "sonoff", "switcher": "dimmer",
-          "p1-dongle": "d1mini"}
+          "p1-dongle": "p1dongle"}
 
 
 def heap_arg(heap: str) -> str:

@@ -18,9 +18,14 @@ BOARDS = {
     # switcher: D1 mini on the dimmer board: zero-cross D1, triac gate D2
     # (older boards: D0), OLED SSD1306 on I2C SDA=D4 SCL=D5
     "dimmer": {"zc": D1, "gate": D2, "sda": D4, "scl": D5, "btn": None, "led": None},
+    # p1-dongle: D1 mini (ESP-12) on the meter's P1 port: data in on RX (UART0,
+    # through the inverting transistor), Data Request driven by D1 through a
+    # transistor to 5 V, built-in LED on D4 (active low) flashes per telegram
+    "p1dongle": {"req": D1, "led": D4, "led_inv": True, "uart": True},
 }
 
-DEFAULT = {"monitor": "nodemcu", "mini-switch": "sonoff", "switcher": "dimmer"}
+DEFAULT = {"monitor": "nodemcu", "mini-switch": "sonoff", "switcher": "dimmer",
+           "p1-dongle": "p1dongle"}
 
 
 def profile(name, device):

@@ -32,7 +32,8 @@ class Runtime:
         self.app = make_app(self)
         self.wifi = Wifi(s, log)
         self.link = Link(s, self.client_id, self.t.status(self.client_id),
-                         self.app.subscriptions(self), self._on_msg, log)
+                         self.app.subscriptions(self), self._on_msg, log,
+                         getattr(self.app, "out_size", 1024))
         self.gc_at = hw.ticks_ms()
         self.bad = 0
 

@@ -86,3 +86,10 @@ def zero_cross(gpio, handler):
     pin = machine.Pin(gpio, machine.Pin.IN)
     pin.irq(trigger=machine.Pin.IRQ_RISING, handler=handler, hard=True)
     return pin
+
+
+def uart_rx(baud, rxbuf):
+    # the meter's data on UART0 RX (GPIO3), 8N1; the REPL is detached first (it
+    # shares UART0). readinto() never waits: None when nothing came.
+    free_uart()
+    return machine.UART(0, baud, bits=8, parity=None, stop=1, rxbuf=rxbuf, timeout=0)

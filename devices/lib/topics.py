@@ -9,6 +9,7 @@ class Topics:
         self.site = site
         self.live = base + "/live"
         self.peak = base + "/peak"
+        self.raw = base + "/raw"
 
     def output_set(self, oid):
         return self.prefix + "/" + self.site + "/output/" + oid + "/set"

@@ -90,74 +90,10 @@ class SoftI2C:
 I2C = SoftI2C
 
 
-class UART:
-    # RX from P1_HOST_UART: a file or a pty path, or "-" for stdin. At
-    # P1_HOST_UART_BAUD (default: the baud rate given) bytes arrive at baud/10 per
-    # second into a ring of `rxbuf` bytes, as on the board: what the loop does not
-    # fetch in time overruns and is lost (counted). P1_HOST_UART_BAUD=0: no pacing.
-    INV_RX = 1
-    INV_TX = 2
-
-    def __init__(self, id, baudrate=115200, bits=8, parity=None, stop=1, rxbuf=256, **kw):
-        self.baud = int(hostrt.env("P1_HOST_UART_BAUD", str(baudrate)))
-        self.rxbuf = rxbuf
-        self.overrun = 0
-        self.eof = False
-        src = hostrt.env("P1_HOST_UART", "-")
-        self.f = sys.stdin.buffer if src == "-" else open(src, "rb")
-        self.t = time.ticks_ms()
-        self.avail = 0      # bytes arrived and not yet read (paced mode)
-        self.total = 0
-        hostrt.say("uart%d %d %d%s%d rxbuf=%d from %s" % (id, baudrate, bits, "N" if parity is None else parity,
-                                                       stop, rxbuf, src))
-
-    def _arrive(self):
-        now = time.ticks_ms()
-        n = time.ticks_diff(now, self.t) * self.baud // 10000
-        if n <= 0:
-            return
-        self.t = now
-        self.avail += n
-        if self.avail > self.rxbuf:
-            lost = self.avail - self.rxbuf
-            self.avail = self.rxbuf
-            # the bytes that did not fit the ring are gone from the line
-            got = self.f.read(lost)
-            if got:
-                self.overrun += len(got)
-
-    def any(self):
-        if self.baud:
-            self._arrive()
-            return self.avail
-        return 1
-
-    def readinto(self, buf, n=None):
-        n = len(buf) if n is None else n
-        if self.baud:
-            self._arrive()
-            if self.avail < n:
-                n = self.avail
-        if n <= 0 or self.eof:
-            return None
-        got = self.f.readinto(memoryview(buf)[:n]) if hasattr(self.f, "readinto") else None
-        if got is None:
-            data = self.f.read(n)
-            got = len(data) if data else 0
-            if got:
-                buf[:got] = data
-        if not got:
-            self.eof = True
-            hostrt.say("uart: end of input after %d bytes" % self.total)
-            return None
-        self.avail -= got if self.baud else 0
-        self.total += got
-        return got
-
-    def read(self, n=256):
-        b = bytearray(n)
-        k = self.readinto(b)
-        return None if not k else bytes(b[:k])
+def UART(*a, **kw):
+    # loaded only by the devices that use one (heap): hostuart.py
+    from hostuart import UART as U
+    return U(*a, **kw)
 
 
 def reset():

@@ -1,0 +1,4 @@
+# P1 dongle firmware entry point.
+import dongle_app
+
+dongle_app.main()
