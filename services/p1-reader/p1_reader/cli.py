@@ -21,10 +21,14 @@ from p1common.dsmr.values import TelegramError
 from p1common.settings import CommonSettings, SettingsError, check_slug
 
 from .reading import build_reading
-from .service import PROFILE_CHOICES, ReaderSettings, run
+from .service import PROFILE_CHOICES, ReaderSettings, check_settings, run
+from .sources import SOURCE_CHOICES
 
 ENV_HELP = """\
 environment (flags override):
+  P1_SOURCE             serial (P1_SERIAL_URL) | mqtt (whole raw telegrams, one per message, on
+                        P1_RAW_TOPIC, as ESP P1 dongles publish them) (default serial)
+  P1_RAW_TOPIC          mqtt source: the topic to read (default p1/<site>/raw, on MQTT_URL)
   P1_SERIAL_URL         pyserial URL: /dev/ttyUSB0, a pty path, socket://host:port (ser2net),
                         rfc2217://host:port (default /dev/ttyUSB0)
   P1_SERIAL_PROFILE     auto | dsmr4 (115200 8N1, DSMR 4/5, Fluvius) | dsmr2 (9600 7E1,
@@ -42,6 +46,7 @@ environment (flags override):
 examples:
   p1-reader --serial /dev/ttyUSB0
   p1-reader --serial socket://192.168.1.20:2001 --site home
+  p1-reader --source mqtt --site home          # telegrams an ESP dongle publishes on p1/home/raw
   p1-reader --replay capture.txt --speed 10
   p1-reader parse capture.txt
   cat /dev/ttyUSB0 | p1-reader parse -
@@ -76,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    ap.add_argument("--source", choices=SOURCE_CHOICES, help="where telegrams come from (P1_SOURCE)")
+    ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
     ap.add_argument("--serial", metavar="URL", help="pyserial URL (P1_SERIAL_URL)")
     ap.add_argument("--profile", choices=PROFILE_CHOICES, help="serial settings (P1_SERIAL_PROFILE)")
     ap.add_argument("--site", help="site slug in the topics (P1_SITE)")
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             serial_url=args.serial, profile=args.profile, publish_raw=args.publish_raw,
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
             ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
+            source=args.source, raw_topic=args.raw_topic,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mqtt:
             overrides["MQTT_URL"] = args.mqtt
         common = CommonSettings.from_env({**os.environ, **overrides})
+        check_settings(settings, common)
     except SettingsError as exc:
         print(f"p1-reader: {exc}", file=sys.stderr)
         return 2

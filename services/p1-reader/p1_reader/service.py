@@ -32,6 +32,7 @@ from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
 from .reading import build_live, build_reading, changed
+from .sources import SOURCE_CHOICES, MqttRawSource, check_no_loop
 
 log = logging.getLogger("p1-reader")
 
@@ -67,6 +68,8 @@ class ReaderSettings:
     check_crc: bool = True
     detect_s: float = 5.0  # auto profile: switch after this long without a good telegram
     tariff_low: str = "auto"  # which tariff code is low: auto (meter family), 1, 2, none
+    source: str = "serial"  # serial (any pyserial URL) | mqtt (raw telegrams on a topic)
+    raw_topic: str | None = None  # mqtt source: None = p1/<site>/raw
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
@@ -81,6 +84,8 @@ class ReaderSettings:
             check_crc=env.bool("P1_CHECK_CRC", True),
             detect_s=env.float("P1_DETECT_S", 5.0, lo=0.5, hi=600),
             tariff_low=env.choice("P1_TARIFF_LOW", "auto", TARIFF_SETTINGS),
+            source=env.choice("P1_SOURCE", "serial", SOURCE_CHOICES),
+            raw_topic=env.opt("P1_RAW_TOPIC"),
         )
 
     def with_overrides(self, **kw: Any) -> ReaderSettings:
@@ -345,6 +350,41 @@ def _meter_time(reading: dict[str, Any]) -> float | None:
 
 
 # -- the process -----------------------------------------------------------------------------
+def raw_topic_of(settings: ReaderSettings, topics: Topics, site: str) -> str:
+    """The topic the MQTT source reads (P1_RAW_TOPIC, else p1/<site>/raw); SettingsError
+    for a configuration that would read back its own raw telegrams."""
+    own = topics.raw(site)
+    topic = settings.raw_topic or own
+    check_no_loop(topic, own, settings.publish_raw)
+    return topic
+
+
+def check_settings(settings: ReaderSettings, common: CommonSettings) -> None:
+    """What only the whole configuration can tell (SettingsError naming the field)."""
+    if settings.source == "mqtt":
+        raw_topic_of(settings, Topics(common.prefix), common.site)
+
+
+def make_handler(settings: ReaderSettings, runtime: ServiceRuntime, source: str) -> TelegramHandler:
+    mqtt = runtime.mqtt
+    status_topic = mqtt.status_topic or runtime.topics.status(runtime.client_id)
+    handler = TelegramHandler(
+        settings, runtime.topics, runtime.settings.site, source,
+        lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
+        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
+                                         tolerate_extra=False),
+    )
+    if settings.ha_discovery:
+        def on_ha_status(topic: str, payload: bytes) -> None:
+            if payload.strip() == b"online":
+                log.info("Home Assistant is online: sending discovery again")
+                handler.announce()
+
+        mqtt.subscribe(HA_STATUS_TOPIC, on_ha_status, qos=1)
+        mqtt.on_connected(lambda: handler.announce() if handler.announced else None)
+    return handler
+
+
 def run(
     settings: ReaderSettings,
     common: CommonSettings | None = None,
@@ -357,34 +397,16 @@ def run(
     runtime = ServiceRuntime("p1-reader", common, install_signals=install_signals)
     if stop is not None:
         runtime.stop_event = stop
-    site = runtime.settings.site
-    mqtt = runtime.mqtt
-    status_topic = mqtt.status_topic or runtime.topics.status(runtime.client_id)
-    handler = TelegramHandler(
-        settings, runtime.topics, site, "replay" if replay_file else "p1",
-        lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
-        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
-                                              tolerate_extra=False),
-    )
-    if settings.ha_discovery:
-        def on_ha_status(topic: str, payload: bytes) -> None:
-            if payload.strip() == b"online":
-                log.info("Home Assistant is online: sending discovery again")
-                handler.announce()
-
-        mqtt.subscribe(HA_STATUS_TOPIC, on_ha_status, qos=1)
-        mqtt.on_connected(lambda: handler.announce() if handler.announced else None)
-    runtime.start()
+    handler = make_handler(settings, runtime, "replay" if replay_file else "p1")
     if replay_file is not None:
-        if not mqtt.wait_connected(30):
-            log.error("no broker at %s after 30 s", runtime.settings.mqtt.redacted())
-            runtime.close()
-            return 1
-        accepted, refused = replay(handler, replay_file, speed, runtime.stop_event)
-        log.info("replay of %s done: %d published, %d refused", replay_file, accepted, refused)
-        time.sleep(0.5)  # let paho write out the last QoS 0 messages
-        runtime.close()
+        return _run_replay(runtime, handler, replay_file, speed)
+    if settings.source == "mqtt":
+        topic = raw_topic_of(settings, runtime.topics, runtime.settings.site)
+        MqttRawSource(handler, runtime.mqtt, topic).start()  # subscribed on every connection
+        runtime.start()
+        runtime.run_until_stopped()
         return 0
+    runtime.start()
     failed: list[BaseException] = []
     reader = threading.Thread(
         target=_read_or_stop, args=(handler, settings, runtime.stop_event, failed), daemon=True,
@@ -394,6 +416,20 @@ def run(
     runtime.run_until_stopped()
     reader.join(5)
     return 1 if failed else 0
+
+
+def _run_replay(runtime: ServiceRuntime, handler: TelegramHandler, replay_file: Path,
+                speed: float) -> int:
+    runtime.start()
+    if not runtime.mqtt.wait_connected(30):
+        log.error("no broker at %s after 30 s", runtime.settings.mqtt.redacted())
+        runtime.close()
+        return 1
+    accepted, refused = replay(handler, replay_file, speed, runtime.stop_event)
+    log.info("replay of %s done: %d published, %d refused", replay_file, accepted, refused)
+    time.sleep(0.5)  # let paho write out the last QoS 0 messages
+    runtime.close()
+    return 0
 
 
 def _read_or_stop(handler: TelegramHandler, settings: ReaderSettings, stop: threading.Event,
