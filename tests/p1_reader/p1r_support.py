@@ -86,10 +86,12 @@ class ReaderProc:
                     stdout=fh, stderr=subprocess.STDOUT, stdin=stdin)
 
             def online() -> bool:
+                if any(m.payload == b"online" for m in watch.messages):
+                    return True  # (a short file may be read to its end and the process gone)
                 if self.proc.poll() is not None:
                     raise AssertionError(f"p1-reader exited ({self.proc.returncode}):\n"
                                          + self.output())
-                return any(m.payload == b"online" for m in watch.messages)
+                return False
 
             wait_for(online, 20)
         finally:
@@ -113,6 +115,10 @@ class ReaderProc:
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                     total += s.value
         return total
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """The exit status, once the process ended by itself (end of its input)."""
+        return self.proc.wait(timeout_s)
 
     def stop(self) -> int:
         import subprocess

@@ -30,7 +30,8 @@ environment (flags override):
                         P1_RAW_TOPIC, as ESP P1 dongles publish them) (default serial)
   P1_RAW_TOPIC          mqtt source: the topic to read (default p1/<site>/raw, on MQTT_URL)
   P1_SERIAL_URL         pyserial URL: /dev/ttyUSB0, a pty path, socket://host:port (ser2net),
-                        rfc2217://host:port (default /dev/ttyUSB0)
+                        rfc2217://host:port; or - (stdin), a file or a named pipe: read to
+                        its end, then exit 0 (default /dev/ttyUSB0)
   P1_SERIAL_PROFILE     auto | dsmr4 (115200 8N1, DSMR 4/5, Fluvius) | dsmr2 (9600 7E1,
                         DSMR 2.2/3); auto tries 115200 8N1 and switches when no valid
                         telegram arrives within P1_DETECT_S seconds (default 5) (default auto)
@@ -46,6 +47,7 @@ environment (flags override):
 examples:
   p1-reader --serial /dev/ttyUSB0
   p1-reader --serial socket://192.168.1.20:2001 --site home
+  socat -u TCP:192.168.1.20:2001 - | p1-reader --serial -
   p1-reader --source mqtt --site home          # telegrams an ESP dongle publishes on p1/home/raw
   p1-reader --replay capture.txt --speed 10
   p1-reader parse capture.txt
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--source", choices=SOURCE_CHOICES, help="where telegrams come from (P1_SOURCE)")
     ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
-    ap.add_argument("--serial", metavar="URL", help="pyserial URL (P1_SERIAL_URL)")
+    ap.add_argument("--serial", metavar="URL", help="pyserial URL, or - / a file / a named pipe (P1_SERIAL_URL)")
     ap.add_argument("--profile", choices=PROFILE_CHOICES, help="serial settings (P1_SERIAL_PROFILE)")
     ap.add_argument("--site", help="site slug in the topics (P1_SITE)")
     ap.add_argument("--mqtt", metavar="URL", help="broker, mqtt://user:pw@host:1883 (MQTT_URL)")

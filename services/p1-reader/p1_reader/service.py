@@ -32,7 +32,14 @@ from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
 from .reading import build_live, build_reading, changed
-from .sources import SOURCE_CHOICES, MqttRawSource, check_no_loop
+from .sources import (
+    SOURCE_CHOICES,
+    SOURCE_ERRORS,
+    MqttRawSource,
+    check_no_loop,
+    is_stream,
+    read_stream,
+)
 
 log = logging.getLogger("p1-reader")
 
@@ -244,6 +251,7 @@ def read_port(
         try:
             port = open_port(settings.serial_url, profile)
         except (serial.SerialException, OSError, ValueError) as exc:
+            SOURCE_ERRORS.labels("serial", "open").inc()
             log.warning("cannot open %s: %s; retrying in %.1f s", settings.serial_url, exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -267,6 +275,7 @@ def read_port(
                     since_good = time.monotonic()
         except (serial.SerialException, OSError, termios.error) as exc:
             # termios.error (switching a tty to 7E1, say) is no OSError: a port fault all the same
+            SOURCE_ERRORS.labels("serial", "lost").inc()
             log.warning("lost %s: %s; reopening in %.1f s", settings.serial_url, exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -408,9 +417,11 @@ def run(
         return 0
     runtime.start()
     failed: list[BaseException] = []
+    stream = is_stream(settings.serial_url)
     reader = threading.Thread(
-        target=_read_or_stop, args=(handler, settings, runtime.stop_event, failed), daemon=True,
-        name="serial",
+        target=_stream_then_stop if stream else _read_or_stop,
+        args=(handler, settings, runtime if stream else runtime.stop_event, failed), daemon=True,
+        name="stream" if stream else "serial",
     )
     reader.start()
     runtime.run_until_stopped()
@@ -445,3 +456,21 @@ def _read_or_stop(handler: TelegramHandler, settings: ReaderSettings, stop: thre
         log.critical("serial reader failed: %s: %s; stopping (exit status 1) so that the "
                      "supervisor restarts p1-reader", type(exc).__name__, exc, exc_info=True)
         stop.set()
+
+
+def _stream_then_stop(handler: TelegramHandler, settings: ReaderSettings, runtime: ServiceRuntime,
+                      failed: list[BaseException]) -> None:
+    """stdin / a file / a pipe: once connected (what is published before would be lost), feed
+    it to its end, then stop the process (status 0; 1 if it could not be read). Stopping
+    sends ``offline`` with QoS 1 and waits for the broker's PUBACK: the readings published
+    before it on the same connection have reached the broker by then."""
+    stop = runtime.stop_event
+    try:
+        if not runtime.mqtt.wait_connected(30):
+            raise ConnectionError(f"no broker at {runtime.settings.mqtt.redacted()} after 30 s")
+        if not read_stream(handler, settings.serial_url, stop):
+            failed.append(OSError(settings.serial_url))
+    except Exception as exc:
+        failed.append(exc)
+        log.error("%s: %s; stopping (exit status 1)", type(exc).__name__, exc)
+    stop.set()

@@ -11,6 +11,11 @@ MQTT payload that is not one whole telegram, a file that cannot be opened) is a
 from __future__ import annotations
 
 import logging
+import os
+import select
+import stat
+import sys
+import threading
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as paho
@@ -115,3 +120,51 @@ class MqttRawSource:
             self.error_log.warning("skipped a message on %s: %s", topic, exc)
             return
         self.handler.handle(telegram)
+
+
+# -- stdin, files, pipes -------------------------------------------------------------------
+def is_stream(url: str) -> bool:
+    """``-`` (stdin), a regular file or a named pipe: read to its end, not as a serial port."""
+    if url == "-":
+        return True
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return False  # not there (yet): a serial device that may come back
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
+
+
+def read_stream(handler: TelegramHandler, url: str, stop: threading.Event) -> bool:
+    """Feed stdin / a file / a pipe to the handler (framer, CRC, parse, publish) until its
+    end; an unfinished last telegram is judged too (refused as truncated). Returns False
+    when the input could not be opened or read (a source error)."""
+    name = "stdin" if url == "-" else url
+    label = "stdin" if url == "-" else "file"
+    try:
+        fd = sys.stdin.fileno() if url == "-" else os.open(url, os.O_RDONLY)
+    except (OSError, ValueError) as exc:
+        SOURCE_ERRORS.labels(label, "open").inc()
+        log.error("cannot open %s: %s", name, exc)
+        return False
+    accepted = 0
+    try:
+        while not stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            accepted += handler.feed(data)
+    except OSError as exc:
+        SOURCE_ERRORS.labels(label, "read").inc()
+        log.error("cannot read %s: %s", name, exc)
+        return False
+    finally:
+        if url != "-":
+            os.close(fd)
+    rest = handler.framer.flush()
+    if rest is not None and not stop.is_set():
+        accepted += handler.handle(rest) is not None
+    log.info("end of %s: %d telegrams accepted", name, accepted)
+    return True
