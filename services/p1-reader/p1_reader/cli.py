@@ -35,6 +35,12 @@ environment (flags override):
   P1_SERIAL_PROFILE     auto | dsmr4 (115200 8N1, DSMR 4/5, Fluvius) | dsmr2 (9600 7E1,
                         DSMR 2.2/3); auto tries 115200 8N1 and switches when no valid
                         telegram arrives within P1_DETECT_S seconds (default 5) (default auto)
+  P1_SERVE_RAW          serve every accepted telegram, byte for byte, to TCP clients (ser2net
+                        style, read-only): PORT (on 127.0.0.1) or HOST:PORT, e.g. 0.0.0.0:2323
+                        (default off); for Home Assistant DSMR (network), dsmr-reader
+  P1_SERVE_RAW_CLIENTS  raw server: at most this many clients (default 16)
+  P1_SERVE_RAW_QUEUE    raw server: telegrams queued for a client before it is dropped as
+                        slow (default 60)
   P1_PUBLISH_RAW        true: also publish the telegram text on p1/<site>/raw (default false)
   P1_PUBLISH_EVERY      publish every Nth accepted telegram (default 1 = all)
   P1_PUBLISH_ON_CHANGE  true: publish only when a value (not the clock) changed (default false)
@@ -85,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--source", choices=SOURCE_CHOICES, help="where telegrams come from (P1_SOURCE)")
     ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
+    ap.add_argument("--serve-raw", metavar="[HOST:]PORT",
+                    help="serve raw telegrams on TCP (P1_SERVE_RAW)")
     ap.add_argument("--serial", metavar="URL", help="pyserial URL, or - / a file / a named pipe (P1_SERIAL_URL)")
     ap.add_argument("--profile", choices=PROFILE_CHOICES, help="serial settings (P1_SERIAL_PROFILE)")
     ap.add_argument("--site", help="site slug in the topics (P1_SITE)")
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             serial_url=args.serial, profile=args.profile, publish_raw=args.publish_raw,
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
             ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
-            source=args.source, raw_topic=args.raw_topic,
+            source=args.source, raw_topic=args.raw_topic, serve_raw=args.serve_raw,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")

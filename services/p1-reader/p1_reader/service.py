@@ -31,6 +31,7 @@ from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
+from .rawserver import RawTelegramServer, parse_listen
 from .reading import build_live, build_reading, changed
 from .sources import (
     SOURCE_CHOICES,
@@ -77,6 +78,9 @@ class ReaderSettings:
     tariff_low: str = "auto"  # which tariff code is low: auto (meter family), 1, 2, none
     source: str = "serial"  # serial (any pyserial URL) | mqtt (raw telegrams on a topic)
     raw_topic: str | None = None  # mqtt source: None = p1/<site>/raw
+    serve_raw: str | None = None  # raw telegram server: PORT (loopback) or HOST:PORT; None = off
+    serve_raw_clients: int = 16
+    serve_raw_queue: int = 60  # telegrams queued per client before it is dropped as slow
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
@@ -93,6 +97,9 @@ class ReaderSettings:
             tariff_low=env.choice("P1_TARIFF_LOW", "auto", TARIFF_SETTINGS),
             source=env.choice("P1_SOURCE", "serial", SOURCE_CHOICES),
             raw_topic=env.opt("P1_RAW_TOPIC"),
+            serve_raw=env.opt("P1_SERVE_RAW"),
+            serve_raw_clients=env.int("P1_SERVE_RAW_CLIENTS", 16, lo=1, hi=1000),
+            serve_raw_queue=env.int("P1_SERVE_RAW_QUEUE", 60, lo=1, hi=10000),
         )
 
     def with_overrides(self, **kw: Any) -> ReaderSettings:
@@ -138,6 +145,8 @@ class TelegramHandler:
         self.reading_topic = topics.reading(site)
         self.live_topic = topics.live(site)
         self.raw_topic = topics.raw(site)
+        # called with every accepted telegram (raw server, forwarders); must not block
+        self.listeners: list[Callable[[bytes], None]] = []
 
     def feed(self, data: bytes) -> int:
         """Returns how many telegrams were accepted."""
@@ -182,6 +191,11 @@ class TelegramHandler:
         TELEGRAMS_OK.inc()
         self.accepted += 1
         self.last_reading = reading
+        for listener in self.listeners:
+            try:
+                listener(telegram)
+            except Exception:  # a bug in one output never stops the reading
+                log.exception("telegram listener %r failed", listener)
         if self.settings.ha_discovery and self._discovery_due(reading):
             self.announce(reading)
         if self._due(reading):
@@ -372,6 +386,8 @@ def check_settings(settings: ReaderSettings, common: CommonSettings) -> None:
     """What only the whole configuration can tell (SettingsError naming the field)."""
     if settings.source == "mqtt":
         raw_topic_of(settings, Topics(common.prefix), common.site)
+    if settings.serve_raw:
+        parse_listen(settings.serve_raw)
 
 
 def make_handler(settings: ReaderSettings, runtime: ServiceRuntime, source: str) -> TelegramHandler:
@@ -407,6 +423,32 @@ def run(
     if stop is not None:
         runtime.stop_event = stop
     handler = make_handler(settings, runtime, "replay" if replay_file else "p1")
+    try:
+        outputs = start_outputs(settings, handler)
+    except OSError as exc:
+        log.critical("P1_SERVE_RAW: cannot listen on %s: %s", settings.serve_raw, exc)
+        return 1
+    try:
+        return _run_source(settings, runtime, handler, replay_file, speed)
+    finally:
+        for close in outputs:
+            close()
+
+
+def start_outputs(settings: ReaderSettings, handler: TelegramHandler) -> list[Callable[[], None]]:
+    """The raw telegram server (P1_SERVE_RAW), fed by the handler; returns their closers."""
+    closers: list[Callable[[], None]] = []
+    if settings.serve_raw:
+        host, port = parse_listen(settings.serve_raw)
+        server = RawTelegramServer(host, port, settings.serve_raw_clients, settings.serve_raw_queue)
+        server.start()
+        handler.listeners.append(server.offer)
+        closers.append(server.close)
+    return closers
+
+
+def _run_source(settings: ReaderSettings, runtime: ServiceRuntime, handler: TelegramHandler,
+                replay_file: Path | None, speed: float) -> int:
     if replay_file is not None:
         return _run_replay(runtime, handler, replay_file, speed)
     if settings.source == "mqtt":
