@@ -27,8 +27,16 @@ from .sources import SOURCE_CHOICES
 ENV_HELP = """\
 environment (flags override):
   P1_SOURCE             serial (P1_SERIAL_URL) | mqtt (whole raw telegrams, one per message, on
-                        P1_RAW_TOPIC, as ESP P1 dongles publish them) (default serial)
+                        P1_RAW_TOPIC, as ESP P1 dongles publish them) | homewizard (the
+                        local API of a HomeWizard P1 Meter) (default serial)
   P1_RAW_TOPIC          mqtt source: the topic to read (default p1/<site>/raw, on MQTT_URL)
+  P1_HOMEWIZARD_HOST    homewizard source: the HomeWizard P1 Meter's address (or URL); polls
+                        http://HOST/api/v1/telegram (API v1), or with a token
+                        https://HOST/api/telegram (API v2)
+  P1_HOMEWIZARD_TOKEN   homewizard source: API v2 token (Authorization: Bearer)
+  P1_HOMEWIZARD_CA_FILE homewizard v2: check the device's certificate against this CA file
+                        (default: not checked, as HomeWizard's examples)
+  P1_HOMEWIZARD_INTERVAL_S  homewizard source: seconds between polls, >= 0.5 (default 1)
   P1_SERIAL_URL         pyserial URL: /dev/ttyUSB0, a pty path, socket://host:port (ser2net),
                         rfc2217://host:port; or - (stdin), a file or a named pipe: read to
                         its end, then exit 0 (default /dev/ttyUSB0)
@@ -54,6 +62,7 @@ examples:
   p1-reader --serial /dev/ttyUSB0
   p1-reader --serial socket://192.168.1.20:2001 --site home
   socat -u TCP:192.168.1.20:2001 - | p1-reader --serial -
+  P1_HOMEWIZARD_TOKEN=... p1-reader --source homewizard --homewizard-host 192.168.1.30
   p1-reader --source mqtt --site home          # telegrams an ESP dongle publishes on p1/home/raw
   p1-reader --replay capture.txt --speed 10
   p1-reader parse capture.txt
@@ -91,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--source", choices=SOURCE_CHOICES, help="where telegrams come from (P1_SOURCE)")
     ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
+    ap.add_argument("--homewizard-host", metavar="HOST",
+                    help="HomeWizard P1 Meter address (P1_HOMEWIZARD_HOST)")
     ap.add_argument("--serve-raw", metavar="[HOST:]PORT",
                     help="serve raw telegrams on TCP (P1_SERVE_RAW)")
     ap.add_argument("--serial", metavar="URL", help="pyserial URL, or - / a file / a named pipe (P1_SERIAL_URL)")
@@ -190,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
             ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
             source=args.source, raw_topic=args.raw_topic, serve_raw=args.serve_raw,
+            homewizard_host=args.homewizard_host,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")

@@ -31,6 +31,7 @@ from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
+from .homewizard import HomeWizardSource, target_of
 from .rawserver import RawTelegramServer, parse_listen
 from .reading import build_live, build_reading, changed
 from .sources import (
@@ -78,6 +79,10 @@ class ReaderSettings:
     tariff_low: str = "auto"  # which tariff code is low: auto (meter family), 1, 2, none
     source: str = "serial"  # serial (any pyserial URL) | mqtt (raw telegrams on a topic)
     raw_topic: str | None = None  # mqtt source: None = p1/<site>/raw
+    homewizard_host: str = ""  # homewizard source: the P1 Meter's address or URL
+    homewizard_token: str | None = None  # v2 API token (HTTPS); None = v1 API (HTTP)
+    homewizard_ca_file: str | None = None  # v2: check the device's certificate against it
+    homewizard_interval_s: float = 1.0
     serve_raw: str | None = None  # raw telegram server: PORT (loopback) or HOST:PORT; None = off
     serve_raw_clients: int = 16
     serve_raw_queue: int = 60  # telegrams queued per client before it is dropped as slow
@@ -97,6 +102,10 @@ class ReaderSettings:
             tariff_low=env.choice("P1_TARIFF_LOW", "auto", TARIFF_SETTINGS),
             source=env.choice("P1_SOURCE", "serial", SOURCE_CHOICES),
             raw_topic=env.opt("P1_RAW_TOPIC"),
+            homewizard_host=env.str("P1_HOMEWIZARD_HOST", ""),
+            homewizard_token=env.opt("P1_HOMEWIZARD_TOKEN"),
+            homewizard_ca_file=env.opt("P1_HOMEWIZARD_CA_FILE"),
+            homewizard_interval_s=env.float("P1_HOMEWIZARD_INTERVAL_S", 1.0, lo=0.5, hi=3600),
             serve_raw=env.opt("P1_SERVE_RAW"),
             serve_raw_clients=env.int("P1_SERVE_RAW_CLIENTS", 16, lo=1, hi=1000),
             serve_raw_queue=env.int("P1_SERVE_RAW_QUEUE", 60, lo=1, hi=10000),
@@ -388,6 +397,8 @@ def check_settings(settings: ReaderSettings, common: CommonSettings) -> None:
         raw_topic_of(settings, Topics(common.prefix), common.site)
     if settings.serve_raw:
         parse_listen(settings.serve_raw)
+    if settings.source == "homewizard":
+        target_of(settings.homewizard_host, settings.homewizard_token)
 
 
 def make_handler(settings: ReaderSettings, runtime: ServiceRuntime, source: str) -> TelegramHandler:
@@ -456,6 +467,17 @@ def _run_source(settings: ReaderSettings, runtime: ServiceRuntime, handler: Tele
         MqttRawSource(handler, runtime.mqtt, topic).start()  # subscribed on every connection
         runtime.start()
         runtime.run_until_stopped()
+        return 0
+    if settings.source == "homewizard":
+        poller = HomeWizardSource(
+            handler, target_of(settings.homewizard_host, settings.homewizard_token),
+            settings.homewizard_interval_s, settings.homewizard_ca_file)
+        runtime.start()
+        thread = threading.Thread(target=poller.run, args=(runtime.stop_event,), daemon=True,
+                                  name="homewizard")
+        thread.start()
+        runtime.run_until_stopped()
+        thread.join(10)
         return 0
     runtime.start()
     failed: list[BaseException] = []

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("p1-reader")
 
-SOURCE_CHOICES = ("serial", "mqtt")
+SOURCE_CHOICES = ("serial", "mqtt", "homewizard")
 
 SOURCE_ERRORS = Counter(
     "p1_reader_source_errors_total",
