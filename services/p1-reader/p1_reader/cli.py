@@ -49,6 +49,10 @@ environment (flags override):
   P1_SERVE_RAW_CLIENTS  raw server: at most this many clients (default 16)
   P1_SERVE_RAW_QUEUE    raw server: telegrams queued for a client before it is dropped as
                         slow (default 60)
+  P1_DSMRREADER_URL     forward telegrams to dsmr-reader's remote datalogger API: its base URL,
+                        e.g. http://dsmr-reader:7777 (POST /api/v1/datalogger/dsmrreading)
+  P1_DSMRREADER_API_KEY dsmr-reader's API key (sent as Authorization: Token KEY)
+  P1_DSMRREADER_EVERY   forward every Nth accepted telegram (default 1 = all)
   P1_PUBLISH_RAW        true: also publish the telegram text on p1/<site>/raw (default false)
   P1_PUBLISH_EVERY      publish every Nth accepted telegram (default 1 = all)
   P1_PUBLISH_ON_CHANGE  true: publish only when a value (not the clock) changed (default false)
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
     ap.add_argument("--homewizard-host", metavar="HOST",
                     help="HomeWizard P1 Meter address (P1_HOMEWIZARD_HOST)")
+    ap.add_argument("--dsmrreader-url", metavar="URL",
+                    help="forward telegrams to dsmr-reader (P1_DSMRREADER_URL)")
     ap.add_argument("--serve-raw", metavar="[HOST:]PORT",
                     help="serve raw telegrams on TCP (P1_SERVE_RAW)")
     ap.add_argument("--serial", metavar="URL", help="pyserial URL, or - / a file / a named pipe (P1_SERIAL_URL)")
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
             ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
             source=args.source, raw_topic=args.raw_topic, serve_raw=args.serve_raw,
-            homewizard_host=args.homewizard_host,
+            homewizard_host=args.homewizard_host, dsmrreader_url=args.dsmrreader_url,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")

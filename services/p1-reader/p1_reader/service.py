@@ -31,6 +31,7 @@ from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
+from .dsmrreader import DsmrReaderForwarder
 from .homewizard import HomeWizardSource, target_of
 from .rawserver import RawTelegramServer, parse_listen
 from .reading import build_live, build_reading, changed
@@ -83,6 +84,9 @@ class ReaderSettings:
     homewizard_token: str | None = None  # v2 API token (HTTPS); None = v1 API (HTTP)
     homewizard_ca_file: str | None = None  # v2: check the device's certificate against it
     homewizard_interval_s: float = 1.0
+    dsmrreader_url: str | None = None  # forward telegrams to dsmr-reader's datalogger API
+    dsmrreader_api_key: str = ""
+    dsmrreader_every: int = 1
     serve_raw: str | None = None  # raw telegram server: PORT (loopback) or HOST:PORT; None = off
     serve_raw_clients: int = 16
     serve_raw_queue: int = 60  # telegrams queued per client before it is dropped as slow
@@ -106,6 +110,9 @@ class ReaderSettings:
             homewizard_token=env.opt("P1_HOMEWIZARD_TOKEN"),
             homewizard_ca_file=env.opt("P1_HOMEWIZARD_CA_FILE"),
             homewizard_interval_s=env.float("P1_HOMEWIZARD_INTERVAL_S", 1.0, lo=0.5, hi=3600),
+            dsmrreader_url=env.opt("P1_DSMRREADER_URL"),
+            dsmrreader_api_key=env.str("P1_DSMRREADER_API_KEY", ""),
+            dsmrreader_every=env.int("P1_DSMRREADER_EVERY", 1, lo=1, hi=3600),
             serve_raw=env.opt("P1_SERVE_RAW"),
             serve_raw_clients=env.int("P1_SERVE_RAW_CLIENTS", 16, lo=1, hi=1000),
             serve_raw_queue=env.int("P1_SERVE_RAW_QUEUE", 60, lo=1, hi=10000),
@@ -399,6 +406,8 @@ def check_settings(settings: ReaderSettings, common: CommonSettings) -> None:
         parse_listen(settings.serve_raw)
     if settings.source == "homewizard":
         target_of(settings.homewizard_host, settings.homewizard_token)
+    if settings.dsmrreader_url:
+        DsmrReaderForwarder(settings.dsmrreader_url, settings.dsmrreader_api_key)
 
 
 def make_handler(settings: ReaderSettings, runtime: ServiceRuntime, source: str) -> TelegramHandler:
@@ -447,7 +456,8 @@ def run(
 
 
 def start_outputs(settings: ReaderSettings, handler: TelegramHandler) -> list[Callable[[], None]]:
-    """The raw telegram server (P1_SERVE_RAW), fed by the handler; returns their closers."""
+    """The raw telegram server (P1_SERVE_RAW) and the dsmr-reader forwarder
+    (P1_DSMRREADER_URL), fed by the handler; returns their closers."""
     closers: list[Callable[[], None]] = []
     if settings.serve_raw:
         host, port = parse_listen(settings.serve_raw)
@@ -455,6 +465,12 @@ def start_outputs(settings: ReaderSettings, handler: TelegramHandler) -> list[Ca
         server.start()
         handler.listeners.append(server.offer)
         closers.append(server.close)
+    if settings.dsmrreader_url:
+        forwarder = DsmrReaderForwarder(settings.dsmrreader_url, settings.dsmrreader_api_key,
+                                        settings.dsmrreader_every)
+        forwarder.start()
+        handler.listeners.append(forwarder.offer)
+        closers.append(forwarder.close)
     return closers
 
 
