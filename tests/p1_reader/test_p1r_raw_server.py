@@ -163,3 +163,12 @@ def test_serve_raw_setting_refused_when_bad(tmp_path: Path) -> None:
 
     for value in ("0.0.0.0", "host:99999", "x:y"):
         assert main(["--serve-raw", value, "--serial", "-"]) == 2
+
+
+def test_listen_address_forms() -> None:
+    from p1_reader.rawserver import parse_listen
+
+    assert parse_listen("2323") == ("127.0.0.1", 2323)  # loopback unless told otherwise
+    assert parse_listen("0.0.0.0:2323") == ("0.0.0.0", 2323)
+    assert parse_listen("[::]:2323") == ("::", 2323)
+    assert parse_listen("192.168.1.20:2001") == ("192.168.1.20", 2001)

@@ -96,9 +96,11 @@ def _speed(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="p1-reader",
-        description="Read DSMR/Fluvius P1 telegrams from a serial port (or a capture file), "
-        "check their CRC, parse them and publish p1/<site>/reading (retained), "
-        "p1/<site>/live and optionally p1/<site>/raw on MQTT, with Home Assistant discovery.",
+        description="Read DSMR/Fluvius P1 telegrams from a serial port, a pipe or file, an ESP "
+        "dongle's MQTT topic or a HomeWizard P1 Meter (or replay a capture), check their CRC, "
+        "parse them and publish p1/<site>/reading (retained), p1/<site>/live and optionally "
+        "p1/<site>/raw on MQTT, with Home Assistant discovery; optionally serve the raw "
+        "telegrams on TCP and forward them to dsmr-reader.",
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
