@@ -168,6 +168,12 @@ def test_compose_validates_against_the_compose_spec() -> None:
         assert svcs[name]["env_file"] == [f"../mosquitto/generated/env/{name}.env"]
         assert svcs[name]["read_only"] is True and svcs[name]["cap_drop"] == ["ALL"]
     assert svcs["p1-reader"]["devices"] == ["${P1_SERIAL_DEVICE:-/dev/ttyUSB0}:/dev/ttyUSB0"]
+    # the raw telegram server is off unless .env sets it, and the host publishes it on
+    # loopback unless told otherwise (docs/deployment.md)
+    assert svcs["p1-reader"]["environment"]["P1_SERVE_RAW"] == "${P1_SERVE_RAW:-}"
+    assert svcs["p1-reader"]["ports"] == ["${P1_RAW_HOST_IP:-127.0.0.1}:2323:2323"]
+    example = (compose.parent / ".env.example").read_text().splitlines()
+    assert "P1_SERVE_RAW=" in example and "P1_RAW_HOST_IP=127.0.0.1" in example
     assert svcs["bridge-multicast"]["network_mode"] == "host"
     for path in ("../mosquitto/mosquitto.conf", "../grafana/provisioning", "../grafana/dashboards"):
         assert (compose.parent / path).exists()

@@ -56,3 +56,78 @@ def with_crc(body: bytes) -> bytes:
 
     bang = body.index(b"!")
     return body[:bang + 1] + b"%04X\r\n" % crc16(body[:bang + 1])
+
+
+class ReaderProc:
+    """p1-reader as a real process (its console script) with a metrics port; started, it
+    has said ``online`` (after its SUBSCRIBEs on the same connection: it receives its
+    topics). ``stop()`` ends it with SIGTERM."""
+
+    def __init__(self, broker_url: str, broker_port: int, site: str, log_dir: Path,
+                 args: list[str], stdin: int | None = None, **env: str) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from support import Subscriber, free_port, wait_for
+
+        self.client_id = f"p1r-test-{site}-{os.getpid()}"
+        self.metrics_port = free_port()
+        self.log_path = log_dir / f"{self.client_id}.log"
+        self.status_topic = f"p1/status/{self.client_id}"
+        full_env = {**os.environ, "MQTT_URL": broker_url, "P1_SITE": site,
+                    "MQTT_CLIENT_ID": self.client_id, "METRICS_PORT": str(self.metrics_port),
+                    "P1_HA_DISCOVERY": "false", "PYTHONUNBUFFERED": "1", **env}
+        watch = Subscriber(broker_port, self.status_topic)
+        try:
+            with self.log_path.open("ab") as fh:
+                self.proc = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "p1-reader"), *args], env=full_env,
+                    stdout=fh, stderr=subprocess.STDOUT, stdin=stdin)
+
+            def online() -> bool:
+                if any(m.payload == b"online" for m in watch.messages):
+                    return True  # (a short file may be read to its end and the process gone)
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"p1-reader exited ({self.proc.returncode}):\n"
+                                         + self.output())
+                return False
+
+            wait_for(online, 20)
+        finally:
+            watch.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples ``name`` whose labels include ``labels`` (0 if none)."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=3) as r:
+            text = r.read().decode()
+        total = 0.0
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    total += s.value
+        return total
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """The exit status, once the process ended by itself (end of its input)."""
+        return self.proc.wait(timeout_s)
+
+    def stop(self) -> int:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode

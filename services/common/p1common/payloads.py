@@ -61,6 +61,15 @@ HeadroomW = Annotated[float, Field(ge=-1e9, le=1e9)]
 QuarterWh = Annotated[float, Field(ge=0, le=250_000)]  # 1 MW for 15 minutes
 QuarterSeconds = Annotated[float, Field(ge=0, le=4 * 3600)]  # a quarter, a DST hour and gaps
 Euro = Annotated[float, Field(ge=0, le=100_000_000)]
+# EV charging (kind "ev"): current per phase, phases in use, charging power, session energy
+ChargeAmp = Annotated[float, Field(ge=0, le=80)]
+Phases = Literal[1, 3]
+ChargeW = Annotated[float, Field(ge=0, le=60_000)]
+SessionWh = Annotated[float, Field(ge=0, le=250_000)]
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# what an output is, and how the load-controller drives it
+OutputKind = Literal["relay", "dimmer", "ev"]
+OutputMode = Literal["off", "on", "tariff", "surplus", "proportional", "ev"]
 
 
 
@@ -356,6 +365,10 @@ class OutputSet(_Model):
     ttl_s: float = Field(gt=0, le=3600)
     on: bool | None = None
     pct: float | None = Field(None, ge=0, le=100)
+    current_a: ChargeAmp | None = Field(
+        None, description="ev: charging current per phase (A); 0 = pause (below the charger's minimum "
+        "it pauses too)")
+    phases: Phases | None = Field(None, description="ev: phases to charge on (1 or 3)")
 
 
 class OutputState(_Model):
@@ -365,6 +378,12 @@ class OutputState(_Model):
     pct: float | None = Field(None, ge=0, le=100)
     override: bool = False
     seq: int | None = Field(None, ge=0, le=2**63 - 1)
+    current_a: ChargeAmp | None = Field(None, description="ev: the current limit the charger applies (A)")
+    phases: Phases | None = Field(None, description="ev: phases in use")
+    power_w: ChargeW | None = Field(None, description="ev: charging power measured by the charger (W)")
+    connected: bool | None = Field(None, description="ev: a car is plugged in")
+    charging: bool | None = Field(None, description="ev: the car draws current")
+    session_wh: SessionWh | None = Field(None, description="ev: energy charged since the car was plugged in")
 
 
 # An output id names a topic segment and, on the web, a path segment: '.', '..' and
@@ -379,15 +398,31 @@ class OutputConfig(_Model):
     ID_PATTERN: ClassVar[str] = OUTPUT_ID_PATTERN  # the one output-id rule (path and body)
     id: str = Field(pattern=OUTPUT_ID_PATTERN,
                     description="1-64 letters, digits, '.', '-', '_', starting with a letter or digit")
-    kind: Literal["relay", "dimmer"] = "relay"
-    rated_w: float = Field(gt=0, le=50000, description="rated power of the load")
-    mode: Literal["off", "on", "tariff", "surplus", "proportional"] = "off"
+    kind: OutputKind = "relay"
+    rated_w: float = Field(gt=0, le=50000, description="rated power of the load (ev: at max_current_a "
+                           "on all its phases)")
+    mode: OutputMode = "off"
     threshold_w: float = Field(0, ge=0, le=50000, description="surplus: export needed to switch on")
     on_delay_s: float = Field(60, ge=0, le=86400)
     min_on_s: float = Field(300, ge=0, le=86400)
     priority: int = Field(0, ge=0, le=1000, description="higher runs first")
     peak_guard: bool = False
     target_net_w: float = Field(0, ge=-5000, le=5000, description="proportional: net power to aim for")
+    # kind "ev" (mode "ev"): the charger and what the car needs
+    min_current_a: float = Field(6, ge=6, le=32, description="ev: the charger's minimum current (A); "
+                                 "below it the charger pauses")
+    max_current_a: float = Field(16, ge=6, le=80, description="ev: the most the charger, cable and "
+                                 "supply allow (A)")
+    phases: Phases = Field(1, description="ev: phases the charger uses (1 or 3)")
+    departure: str | None = Field(None, pattern=HHMM_PATTERN, description="ev: local time the car "
+                                  "leaves (HH:MM); null: charge as soon as cheap/allowed, no deadline")
+    energy_kwh: float | None = Field(None, gt=0, le=200, description="ev: energy to charge by departure "
+                                     "(kWh); null: until the car is full")
+    charger: Literal["mqtt", "ocpp", "evcc"] = Field(
+        "mqtt", description="ev: how the charger is reached: mqtt (it follows output/<id>/set), "
+        "ocpp (a wallbox connected to the OCPP 1.6J central system), evcc (an evcc loadpoint)")
+    charger_ref: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="ev: the OCPP "
+                                    "charge point id, or the evcc loadpoint number")
 
 
 class OutputsConfig(_Model):
@@ -408,6 +443,15 @@ def output_problems(out: OutputConfig) -> list[Problem]:
     """What an output's fields cannot be together (one place for the web and the controller)."""
     if out.mode == "proportional" and out.kind != "dimmer":
         return [(("mode",), "proportional mode needs kind 'dimmer' (a relay can only switch)", "mode_kind")]
+    if out.mode == "ev" and out.kind != "ev":
+        return [(("mode",), "ev mode needs kind 'ev' (a charger)", "mode_kind")]
+    if out.kind == "ev" and out.mode in ("tariff", "surplus", "proportional"):
+        return [(("mode",), f"a charger (kind 'ev') takes mode off, on or ev, not {out.mode!r}", "mode_kind")]
+    if out.kind == "ev" and out.min_current_a > out.max_current_a:
+        return [(("min_current_a",), "min_current_a is above max_current_a", "current_range")]
+    if out.charger != "mqtt" and out.charger_ref is None:
+        return [(("charger_ref",), f"charger {out.charger!r} needs charger_ref (the OCPP charge point "
+                 "id or the evcc loadpoint)", "charger_ref")]
     return []
 
 
@@ -445,14 +489,42 @@ class DeviceState(_Model):
     seq: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
+class EvPlanSlot(_Model):
+    """One quarter of tonight's charging plan."""
+
+    start: Iso
+    power_w: ChargeW = Field(description="charging power planned for the quarter (W)")
+    base_w: NetW = Field(description="the household's forecast average import without the car (W)")
+    threshold_w: PeakW = Field(description="the quarter threshold the plan keeps to (W)")
+
+
+class EvDecision(_Model):
+    """An ev output in ``control``: the charge, the target, the plan."""
+
+    current_a: ChargeAmp = Field(description="the current commanded (A); 0 = paused")
+    phases: Phases
+    power_w: ChargeW | None = Field(None, description="charging power the charger reports (W)")
+    connected: bool | None = None
+    session_wh: SessionWh | None = Field(None, description="energy charged this session (Wh)")
+    target_wh: SessionWh | None = Field(None, description="energy wanted by departure (Wh); null: until full")
+    departure: Iso | None = Field(None, description="the next departure")
+    eta: Iso | None = Field(None, description="when the target will be reached at the plan")
+    raise_w: PeakW | None = Field(None, description="how far the plan raises the month threshold to be "
+                                  "ready by departure (W); null or 0: no raise")
+    raise_cost_eur_year: Euro | None = Field(None, description="what that raise costs per year in "
+                                             "capacity tariff")
+    plan: list[EvPlanSlot] = Field(default_factory=list, max_length=200,
+                                   description="tonight's plan, quarter by quarter, until departure")
+
+
 class OutputDecision(_Model):
     """One output in ``control``: what the load-controller decided for it, and why."""
 
     id: str
-    kind: Literal["relay", "dimmer"]
-    mode: Literal["off", "on", "tariff", "surplus", "proportional"]
+    kind: OutputKind
+    mode: OutputMode
     priority: int = Field(ge=0, le=1000)
-    decision: Literal["on", "off", "pct"]
+    decision: Literal["on", "off", "pct", "current"]
     on: bool
     level_w: float = Field(ge=0, le=50_000, description="power commanded (W)")
     reason: str = Field(max_length=500, description="the decision in words")
@@ -466,6 +538,7 @@ class OutputDecision(_Model):
     delay_s: float | None = Field(None, ge=0, le=3600, description="proportional: the device's learnt delay")
     peak_guard: str | None = Field(None, max_length=500, description="peak guard: active, or what it did")
     state: DeviceState | None = None
+    ev: EvDecision | None = Field(None, description="ev outputs: the charge, the target and the plan")
 
 
 class Control(_Model):

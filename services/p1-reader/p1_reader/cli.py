@@ -21,15 +21,38 @@ from p1common.dsmr.values import TelegramError
 from p1common.settings import CommonSettings, SettingsError, check_slug
 
 from .reading import build_reading
-from .service import PROFILE_CHOICES, ReaderSettings, run
+from .service import PROFILE_CHOICES, ReaderSettings, check_settings, run
+from .sources import SOURCE_CHOICES
 
 ENV_HELP = """\
 environment (flags override):
+  P1_SOURCE             serial (P1_SERIAL_URL) | mqtt (whole raw telegrams, one per message, on
+                        P1_RAW_TOPIC, as ESP P1 dongles publish them) | homewizard (the
+                        local API of a HomeWizard P1 Meter) (default serial)
+  P1_RAW_TOPIC          mqtt source: the topic to read (default p1/<site>/raw, on MQTT_URL)
+  P1_HOMEWIZARD_HOST    homewizard source: the HomeWizard P1 Meter's address (or URL); polls
+                        http://HOST/api/v1/telegram (API v1), or with a token
+                        https://HOST/api/telegram (API v2)
+  P1_HOMEWIZARD_TOKEN   homewizard source: API v2 token (Authorization: Bearer)
+  P1_HOMEWIZARD_CA_FILE homewizard v2: check the device's certificate against this CA file
+                        (default: not checked, as HomeWizard's examples)
+  P1_HOMEWIZARD_INTERVAL_S  homewizard source: seconds between polls, >= 0.5 (default 1)
   P1_SERIAL_URL         pyserial URL: /dev/ttyUSB0, a pty path, socket://host:port (ser2net),
-                        rfc2217://host:port (default /dev/ttyUSB0)
+                        rfc2217://host:port; or - (stdin), a file or a named pipe: read to
+                        its end, then exit 0 (default /dev/ttyUSB0)
   P1_SERIAL_PROFILE     auto | dsmr4 (115200 8N1, DSMR 4/5, Fluvius) | dsmr2 (9600 7E1,
                         DSMR 2.2/3); auto tries 115200 8N1 and switches when no valid
                         telegram arrives within P1_DETECT_S seconds (default 5) (default auto)
+  P1_SERVE_RAW          serve every accepted telegram, byte for byte, to TCP clients (ser2net
+                        style, read-only): PORT (on 127.0.0.1) or HOST:PORT, e.g. 0.0.0.0:2323
+                        (default off); for Home Assistant DSMR (network), dsmr-reader
+  P1_SERVE_RAW_CLIENTS  raw server: at most this many clients (default 16)
+  P1_SERVE_RAW_QUEUE    raw server: telegrams queued for a client before it is dropped as
+                        slow (default 60)
+  P1_DSMRREADER_URL     forward telegrams to dsmr-reader's remote datalogger API: its base URL,
+                        e.g. http://dsmr-reader:7777 (POST /api/v1/datalogger/dsmrreading)
+  P1_DSMRREADER_API_KEY dsmr-reader's API key (sent as Authorization: Token KEY)
+  P1_DSMRREADER_EVERY   forward every Nth accepted telegram (default 1 = all)
   P1_PUBLISH_RAW        true: also publish the telegram text on p1/<site>/raw (default false)
   P1_PUBLISH_EVERY      publish every Nth accepted telegram (default 1 = all)
   P1_PUBLISH_ON_CHANGE  true: publish only when a value (not the clock) changed (default false)
@@ -42,6 +65,9 @@ environment (flags override):
 examples:
   p1-reader --serial /dev/ttyUSB0
   p1-reader --serial socket://192.168.1.20:2001 --site home
+  socat -u TCP:192.168.1.20:2001 - | p1-reader --serial -
+  P1_HOMEWIZARD_TOKEN=... p1-reader --source homewizard --homewizard-host 192.168.1.30
+  p1-reader --source mqtt --site home          # telegrams an ESP dongle publishes on p1/home/raw
   p1-reader --replay capture.txt --speed 10
   p1-reader parse capture.txt
   cat /dev/ttyUSB0 | p1-reader parse -
@@ -70,13 +96,23 @@ def _speed(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="p1-reader",
-        description="Read DSMR/Fluvius P1 telegrams from a serial port (or a capture file), "
-        "check their CRC, parse them and publish p1/<site>/reading (retained), "
-        "p1/<site>/live and optionally p1/<site>/raw on MQTT, with Home Assistant discovery.",
+        description="Read DSMR/Fluvius P1 telegrams from a serial port, a pipe or file, an ESP "
+        "dongle's MQTT topic or a HomeWizard P1 Meter (or replay a capture), check their CRC, "
+        "parse them and publish p1/<site>/reading (retained), p1/<site>/live and optionally "
+        "p1/<site>/raw on MQTT, with Home Assistant discovery; optionally serve the raw "
+        "telegrams on TCP and forward them to dsmr-reader.",
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--serial", metavar="URL", help="pyserial URL (P1_SERIAL_URL)")
+    ap.add_argument("--source", choices=SOURCE_CHOICES, help="where telegrams come from (P1_SOURCE)")
+    ap.add_argument("--raw-topic", metavar="TOPIC", help="mqtt source: topic to read (P1_RAW_TOPIC)")
+    ap.add_argument("--homewizard-host", metavar="HOST",
+                    help="HomeWizard P1 Meter address (P1_HOMEWIZARD_HOST)")
+    ap.add_argument("--dsmrreader-url", metavar="URL",
+                    help="forward telegrams to dsmr-reader (P1_DSMRREADER_URL)")
+    ap.add_argument("--serve-raw", metavar="[HOST:]PORT",
+                    help="serve raw telegrams on TCP (P1_SERVE_RAW)")
+    ap.add_argument("--serial", metavar="URL", help="pyserial URL, or - / a file / a named pipe (P1_SERIAL_URL)")
     ap.add_argument("--profile", choices=PROFILE_CHOICES, help="serial settings (P1_SERIAL_PROFILE)")
     ap.add_argument("--site", help="site slug in the topics (P1_SITE)")
     ap.add_argument("--mqtt", metavar="URL", help="broker, mqtt://user:pw@host:1883 (MQTT_URL)")
@@ -172,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             serial_url=args.serial, profile=args.profile, publish_raw=args.publish_raw,
             publish_every=args.publish_every, publish_on_change=args.publish_on_change,
             ha_discovery=args.ha_discovery, check_crc=args.check_crc, tariff_low=args.tariff_low,
+            source=args.source, raw_topic=args.raw_topic, serve_raw=args.serve_raw,
+            homewizard_host=args.homewizard_host, dsmrreader_url=args.dsmrreader_url,
         )
         if settings.publish_every < 1:
             raise SettingsError("--publish-every: must be >= 1")
@@ -181,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mqtt:
             overrides["MQTT_URL"] = args.mqtt
         common = CommonSettings.from_env({**os.environ, **overrides})
+        check_settings(settings, common)
     except SettingsError as exc:
         print(f"p1-reader: {exc}", file=sys.stderr)
         return 2

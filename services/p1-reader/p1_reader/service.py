@@ -31,7 +31,18 @@ from p1common.service import ServiceRuntime
 from p1common.settings import CommonSettings, Env
 from p1common.topics import HA_STATUS_TOPIC, Topics
 
+from .dsmrreader import DsmrReaderForwarder
+from .homewizard import HomeWizardSource, target_of
+from .rawserver import RawTelegramServer, parse_listen
 from .reading import build_live, build_reading, changed
+from .sources import (
+    SOURCE_CHOICES,
+    SOURCE_ERRORS,
+    MqttRawSource,
+    check_no_loop,
+    is_stream,
+    read_stream,
+)
 
 log = logging.getLogger("p1-reader")
 
@@ -67,6 +78,18 @@ class ReaderSettings:
     check_crc: bool = True
     detect_s: float = 5.0  # auto profile: switch after this long without a good telegram
     tariff_low: str = "auto"  # which tariff code is low: auto (meter family), 1, 2, none
+    source: str = "serial"  # serial (any pyserial URL) | mqtt (raw telegrams on a topic)
+    raw_topic: str | None = None  # mqtt source: None = p1/<site>/raw
+    homewizard_host: str = ""  # homewizard source: the P1 Meter's address or URL
+    homewizard_token: str | None = None  # v2 API token (HTTPS); None = v1 API (HTTP)
+    homewizard_ca_file: str | None = None  # v2: check the device's certificate against it
+    homewizard_interval_s: float = 1.0
+    dsmrreader_url: str | None = None  # forward telegrams to dsmr-reader's datalogger API
+    dsmrreader_api_key: str = ""
+    dsmrreader_every: int = 1
+    serve_raw: str | None = None  # raw telegram server: PORT (loopback) or HOST:PORT; None = off
+    serve_raw_clients: int = 16
+    serve_raw_queue: int = 60  # telegrams queued per client before it is dropped as slow
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
@@ -81,6 +104,18 @@ class ReaderSettings:
             check_crc=env.bool("P1_CHECK_CRC", True),
             detect_s=env.float("P1_DETECT_S", 5.0, lo=0.5, hi=600),
             tariff_low=env.choice("P1_TARIFF_LOW", "auto", TARIFF_SETTINGS),
+            source=env.choice("P1_SOURCE", "serial", SOURCE_CHOICES),
+            raw_topic=env.opt("P1_RAW_TOPIC"),
+            homewizard_host=env.str("P1_HOMEWIZARD_HOST", ""),
+            homewizard_token=env.opt("P1_HOMEWIZARD_TOKEN"),
+            homewizard_ca_file=env.opt("P1_HOMEWIZARD_CA_FILE"),
+            homewizard_interval_s=env.float("P1_HOMEWIZARD_INTERVAL_S", 1.0, lo=0.5, hi=3600),
+            dsmrreader_url=env.opt("P1_DSMRREADER_URL"),
+            dsmrreader_api_key=env.str("P1_DSMRREADER_API_KEY", ""),
+            dsmrreader_every=env.int("P1_DSMRREADER_EVERY", 1, lo=1, hi=3600),
+            serve_raw=env.opt("P1_SERVE_RAW"),
+            serve_raw_clients=env.int("P1_SERVE_RAW_CLIENTS", 16, lo=1, hi=1000),
+            serve_raw_queue=env.int("P1_SERVE_RAW_QUEUE", 60, lo=1, hi=10000),
         )
 
     def with_overrides(self, **kw: Any) -> ReaderSettings:
@@ -126,6 +161,8 @@ class TelegramHandler:
         self.reading_topic = topics.reading(site)
         self.live_topic = topics.live(site)
         self.raw_topic = topics.raw(site)
+        # called with every accepted telegram (raw server, forwarders); must not block
+        self.listeners: list[Callable[[bytes], None]] = []
 
     def feed(self, data: bytes) -> int:
         """Returns how many telegrams were accepted."""
@@ -170,6 +207,11 @@ class TelegramHandler:
         TELEGRAMS_OK.inc()
         self.accepted += 1
         self.last_reading = reading
+        for listener in self.listeners:
+            try:
+                listener(telegram)
+            except Exception:  # a bug in one output never stops the reading
+                log.exception("telegram listener %r failed", listener)
         if self.settings.ha_discovery and self._discovery_due(reading):
             self.announce(reading)
         if self._due(reading):
@@ -239,6 +281,7 @@ def read_port(
         try:
             port = open_port(settings.serial_url, profile)
         except (serial.SerialException, OSError, ValueError) as exc:
+            SOURCE_ERRORS.labels("serial", "open").inc()
             log.warning("cannot open %s: %s; retrying in %.1f s", settings.serial_url, exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -262,6 +305,7 @@ def read_port(
                     since_good = time.monotonic()
         except (serial.SerialException, OSError, termios.error) as exc:
             # termios.error (switching a tty to 7E1, say) is no OSError: a port fault all the same
+            SOURCE_ERRORS.labels("serial", "lost").inc()
             log.warning("lost %s: %s; reopening in %.1f s", settings.serial_url, exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -345,6 +389,47 @@ def _meter_time(reading: dict[str, Any]) -> float | None:
 
 
 # -- the process -----------------------------------------------------------------------------
+def raw_topic_of(settings: ReaderSettings, topics: Topics, site: str) -> str:
+    """The topic the MQTT source reads (P1_RAW_TOPIC, else p1/<site>/raw); SettingsError
+    for a configuration that would read back its own raw telegrams."""
+    own = topics.raw(site)
+    topic = settings.raw_topic or own
+    check_no_loop(topic, own, settings.publish_raw)
+    return topic
+
+
+def check_settings(settings: ReaderSettings, common: CommonSettings) -> None:
+    """What only the whole configuration can tell (SettingsError naming the field)."""
+    if settings.source == "mqtt":
+        raw_topic_of(settings, Topics(common.prefix), common.site)
+    if settings.serve_raw:
+        parse_listen(settings.serve_raw)
+    if settings.source == "homewizard":
+        target_of(settings.homewizard_host, settings.homewizard_token)
+    if settings.dsmrreader_url:
+        DsmrReaderForwarder(settings.dsmrreader_url, settings.dsmrreader_api_key)
+
+
+def make_handler(settings: ReaderSettings, runtime: ServiceRuntime, source: str) -> TelegramHandler:
+    mqtt = runtime.mqtt
+    status_topic = mqtt.status_topic or runtime.topics.status(runtime.client_id)
+    handler = TelegramHandler(
+        settings, runtime.topics, runtime.settings.site, source,
+        lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
+        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
+                                         tolerate_extra=False),
+    )
+    if settings.ha_discovery:
+        def on_ha_status(topic: str, payload: bytes) -> None:
+            if payload.strip() == b"online":
+                log.info("Home Assistant is online: sending discovery again")
+                handler.announce()
+
+        mqtt.subscribe(HA_STATUS_TOPIC, on_ha_status, qos=1)
+        mqtt.on_connected(lambda: handler.announce() if handler.announced else None)
+    return handler
+
+
 def run(
     settings: ReaderSettings,
     common: CommonSettings | None = None,
@@ -357,43 +442,85 @@ def run(
     runtime = ServiceRuntime("p1-reader", common, install_signals=install_signals)
     if stop is not None:
         runtime.stop_event = stop
-    site = runtime.settings.site
-    mqtt = runtime.mqtt
-    status_topic = mqtt.status_topic or runtime.topics.status(runtime.client_id)
-    handler = TelegramHandler(
-        settings, runtime.topics, site, "replay" if replay_file else "p1",
-        lambda topic, payload, qos, retain: mqtt.publish(topic, payload, qos=qos, retain=retain),
-        status_topic, guard=ReadingGuard(max_drift_s=runtime.settings.max_clock_drift_s,
-                                              tolerate_extra=False),
-    )
-    if settings.ha_discovery:
-        def on_ha_status(topic: str, payload: bytes) -> None:
-            if payload.strip() == b"online":
-                log.info("Home Assistant is online: sending discovery again")
-                handler.announce()
+    handler = make_handler(settings, runtime, "replay" if replay_file else "p1")
+    try:
+        outputs = start_outputs(settings, handler)
+    except OSError as exc:
+        log.critical("P1_SERVE_RAW: cannot listen on %s: %s", settings.serve_raw, exc)
+        return 1
+    try:
+        return _run_source(settings, runtime, handler, replay_file, speed)
+    finally:
+        for close in outputs:
+            close()
 
-        mqtt.subscribe(HA_STATUS_TOPIC, on_ha_status, qos=1)
-        mqtt.on_connected(lambda: handler.announce() if handler.announced else None)
-    runtime.start()
+
+def start_outputs(settings: ReaderSettings, handler: TelegramHandler) -> list[Callable[[], None]]:
+    """The raw telegram server (P1_SERVE_RAW) and the dsmr-reader forwarder
+    (P1_DSMRREADER_URL), fed by the handler; returns their closers."""
+    closers: list[Callable[[], None]] = []
+    if settings.serve_raw:
+        host, port = parse_listen(settings.serve_raw)
+        server = RawTelegramServer(host, port, settings.serve_raw_clients, settings.serve_raw_queue)
+        server.start()
+        handler.listeners.append(server.offer)
+        closers.append(server.close)
+    if settings.dsmrreader_url:
+        forwarder = DsmrReaderForwarder(settings.dsmrreader_url, settings.dsmrreader_api_key,
+                                        settings.dsmrreader_every)
+        forwarder.start()
+        handler.listeners.append(forwarder.offer)
+        closers.append(forwarder.close)
+    return closers
+
+
+def _run_source(settings: ReaderSettings, runtime: ServiceRuntime, handler: TelegramHandler,
+                replay_file: Path | None, speed: float) -> int:
     if replay_file is not None:
-        if not mqtt.wait_connected(30):
-            log.error("no broker at %s after 30 s", runtime.settings.mqtt.redacted())
-            runtime.close()
-            return 1
-        accepted, refused = replay(handler, replay_file, speed, runtime.stop_event)
-        log.info("replay of %s done: %d published, %d refused", replay_file, accepted, refused)
-        time.sleep(0.5)  # let paho write out the last QoS 0 messages
-        runtime.close()
+        return _run_replay(runtime, handler, replay_file, speed)
+    if settings.source == "mqtt":
+        topic = raw_topic_of(settings, runtime.topics, runtime.settings.site)
+        MqttRawSource(handler, runtime.mqtt, topic).start()  # subscribed on every connection
+        runtime.start()
+        runtime.run_until_stopped()
         return 0
+    if settings.source == "homewizard":
+        poller = HomeWizardSource(
+            handler, target_of(settings.homewizard_host, settings.homewizard_token),
+            settings.homewizard_interval_s, settings.homewizard_ca_file)
+        runtime.start()
+        thread = threading.Thread(target=poller.run, args=(runtime.stop_event,), daemon=True,
+                                  name="homewizard")
+        thread.start()
+        runtime.run_until_stopped()
+        thread.join(10)
+        return 0
+    runtime.start()
     failed: list[BaseException] = []
+    stream = is_stream(settings.serial_url)
     reader = threading.Thread(
-        target=_read_or_stop, args=(handler, settings, runtime.stop_event, failed), daemon=True,
-        name="serial",
+        target=_stream_then_stop if stream else _read_or_stop,
+        args=(handler, settings, runtime if stream else runtime.stop_event, failed), daemon=True,
+        name="stream" if stream else "serial",
     )
     reader.start()
     runtime.run_until_stopped()
     reader.join(5)
     return 1 if failed else 0
+
+
+def _run_replay(runtime: ServiceRuntime, handler: TelegramHandler, replay_file: Path,
+                speed: float) -> int:
+    runtime.start()
+    if not runtime.mqtt.wait_connected(30):
+        log.error("no broker at %s after 30 s", runtime.settings.mqtt.redacted())
+        runtime.close()
+        return 1
+    accepted, refused = replay(handler, replay_file, speed, runtime.stop_event)
+    log.info("replay of %s done: %d published, %d refused", replay_file, accepted, refused)
+    time.sleep(0.5)  # let paho write out the last QoS 0 messages
+    runtime.close()
+    return 0
 
 
 def _read_or_stop(handler: TelegramHandler, settings: ReaderSettings, stop: threading.Event,
@@ -409,3 +536,21 @@ def _read_or_stop(handler: TelegramHandler, settings: ReaderSettings, stop: thre
         log.critical("serial reader failed: %s: %s; stopping (exit status 1) so that the "
                      "supervisor restarts p1-reader", type(exc).__name__, exc, exc_info=True)
         stop.set()
+
+
+def _stream_then_stop(handler: TelegramHandler, settings: ReaderSettings, runtime: ServiceRuntime,
+                      failed: list[BaseException]) -> None:
+    """stdin / a file / a pipe: once connected (what is published before would be lost), feed
+    it to its end, then stop the process (status 0; 1 if it could not be read). Stopping
+    sends ``offline`` with QoS 1 and waits for the broker's PUBACK: the readings published
+    before it on the same connection have reached the broker by then."""
+    stop = runtime.stop_event
+    try:
+        if not runtime.mqtt.wait_connected(30):
+            raise ConnectionError(f"no broker at {runtime.settings.mqtt.redacted()} after 30 s")
+        if not read_stream(handler, settings.serial_url, stop):
+            failed.append(OSError(settings.serial_url))
+    except Exception as exc:
+        failed.append(exc)
+        log.error("%s: %s; stopping (exit status 1)", type(exc).__name__, exc)
+    stop.set()
