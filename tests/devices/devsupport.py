@@ -14,7 +14,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = REPO / "devices"
 FAKES = Path(__file__).resolve().parent / "fakes"
-PATHS = [FAKES, DEVICES / "lib", DEVICES / "vendor", DEVICES / "monitor",
+PATHS = [FAKES, DEVICES / "lib", DEVICES / "monitor", DEVICES / "p1-dongle",
          DEVICES / "mini-switch", DEVICES / "switcher"]
 MASK = (1 << 30) - 1
 
@@ -55,7 +55,7 @@ def _ticks_diff(a: int, b: int) -> int:
 
 
 def install() -> None:
-    """Make `import machine, network, umqtt.simple, hw, ...` work under CPython."""
+    """Make `import machine, network, hw, mq, ...` work under CPython."""
     for p in reversed(PATHS):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))

@@ -1,4 +1,4 @@
-"""Monitor firmware under CPython: fake pins, real umqtt.simple, real Mosquitto."""
+"""Monitor firmware under CPython: fake pins, the firmware's MQTT link, real Mosquitto."""
 
 from __future__ import annotations
 
