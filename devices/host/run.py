@@ -4,14 +4,15 @@
         [--site home] [--device-id ID] [--set KEY=VALUE ...] [--uart PATH|-]
         [--workdir DIR] [--wifi-file FILE]
 
-DEVICE: monitor, mini-switch, switcher or p1-dongle. The firmware is compiled
-with mpy-cross (bytecode, as on the board, where it is -march=xtensa) into
-WORKDIR/build, settings.json is written into WORKDIR, and devices/host/micropython
-(v1.28.0, see MICROPYTHON-BUILD.md) runs the device's own main.py with
-`-X heapsize=HEAP` and the hardware stubs of devices/host/stubs/: output pins,
-LED bars and the OLED are printed as text lines, UART RX comes from a file, a
-pty or stdin, Wi-Fi is up (write "down" into --wifi-file to take it down).
-Ctrl-C stops it and prints the heap high-water mark.
+DEVICE: monitor, mini-switch, switcher or p1-dongle. The firmware and the stubs of
+devices/host/stubs/ are compiled with mpy-cross to bytecode (on the board it is
+-march=xtensa) and packed in a ROMFS image (WORKDIR/firmware.rom) that runs in place,
+outside the heap, like frozen modules; settings.json is written into WORKDIR; then
+devices/host/micropython (v1.28.0, see MICROPYTHON-BUILD.md) runs the device's own
+main.py with the board's heap (HEAP=32k: -X heapsize=32wk, see heap_arg) and the
+garbage collector on. Output pins, LED bars and the OLED are printed as text lines,
+UART RX comes from a file, a pty or stdin, Wi-Fi is up ("down" in --wifi-file takes
+it down). Ctrl-C stops it and prints the heap high-water mark. See README.md here.
 """
 from __future__ import annotations
 
