@@ -12,7 +12,9 @@ Wi-Fi down/up (stubbed). Figures: bench/devices_host.py -> BENCHMARKS.md.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,25 @@ from hostdev import HostDevice, Publisher
 from p1common.topics import Topics
 from support import Subscriber
 
+MICROPYTHON = Path(__file__).resolve().parents[2] / "devices" / "host" / "micropython"
+
+
+def _micropython_runs() -> str | None:
+    """None if the unix port starts here, else why not (it needs x86_64 Linux, libffi8)."""
+    try:
+        run = subprocess.run([str(MICROPYTHON), "-c", "print(1)"], capture_output=True,
+                             text=True, timeout=30)
+    except OSError as e:
+        return str(e)
+    return None if run.stdout.strip() == "1" else (run.stderr.strip() or "no output")
+
+
+WHY_NOT = _micropython_runs()
+if WHY_NOT and os.environ.get("CI"):
+    raise RuntimeError(f"devices/host/micropython does not run: {WHY_NOT} (make setup "
+                       "installs libffi8)")
 pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(WHY_NOT is not None, reason=f"micropython: {WHY_NOT}"),
               pytest.mark.skipif(not shutil.which("mosquitto") and not Path(
                   "/usr/sbin/mosquitto").exists(), reason="mosquitto is not installed")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ import pytest
 import ssd1306
 import switch_app
 import switcher_app
-import socket
 from device import Runtime
 from devsupport import CLOCK, drive, jump, spin, write_settings
 
