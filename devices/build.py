@@ -23,7 +23,7 @@ NEEDS = {
     "monitor": COMMON + ("ledbar",),
     "mini-switch": COMMON + ("relay", "outapp"),
     "switcher": COMMON + ("relay", "outapp", "firing"),
-    "p1-dongle": COMMON + ("p1frame",),
+    "p1-dongle": COMMON + ("p1frame", "legacy"),
 }
 
 

@@ -29,11 +29,12 @@ class Runtime:
         self.portal = None
         self.restart = False
         self.dog = hw.Watchdog(wdt)
+        # the link's fixed buffers first, while the heap is still in one piece
+        self.link = Link(s, self.client_id, self.t.status(self.client_id), [], self._on_msg,
+                         log, getattr(make_app, "out_size", 1024))
         self.app = make_app(self)
+        self.link.subs = self.app.subscriptions(self)
         self.wifi = Wifi(s, log)
-        self.link = Link(s, self.client_id, self.t.status(self.client_id),
-                         self.app.subscriptions(self), self._on_msg, log,
-                         getattr(self.app, "out_size", 1024))
         self.gc_at = hw.ticks_ms()
         self.bad = 0
 

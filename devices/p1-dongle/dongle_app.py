@@ -32,6 +32,14 @@ class DongleApp:
         if self.req is not None:
             self.req.set(True)
         self.uart = hw.uart_rx(int(s.get("baud") or 115200), RXBUF)
+        self.legacy = None
+        if s.get("legacy_multicast"):
+            # the original module's UDP frame for the old monitors/switches (RAM: only then)
+            import legacy
+            self.legacy = legacy.Sender(s.get("legacy_group") or "224.0.1.3",
+                                        int(s.get("legacy_port") or 8266),
+                                        s.get("legacy_iface") or None)
+            self.frame = legacy.frame
 
     def subscriptions(self, rt):
         return []
@@ -47,6 +55,10 @@ class DongleApp:
                 self.led_at = self.now
         else:
             self.unsent += 1
+        if self.legacy is not None:
+            f = self.frame(bytes(mv))
+            if f is not None:
+                self.legacy.send(f)
 
     def tick(self, rt, now_ms):
         self.now = now_ms
@@ -63,9 +75,10 @@ class DongleApp:
     def host_stats(self):
         f = self.framer
         return ("telegrams=%d sent=%d unsent=%d bad_crc=%d too_long=%d bad_tail=%d restarts=%d"
-                " overrun=%d uart_bytes=%d" % (
+                " overrun=%d uart_bytes=%d frames=%d" % (
                     f.good, self.sent, self.unsent, f.bad_crc, f.too_long, f.bad_tail, f.restarts,
-                    getattr(self.uart, "overrun", 0), getattr(self.uart, "total", 0)))
+                    getattr(self.uart, "overrun", 0), getattr(self.uart, "total", 0),
+                    self.legacy.sent if self.legacy is not None else 0))
 
 
 def main():

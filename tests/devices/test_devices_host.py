@@ -300,7 +300,8 @@ def test_p1_dongle_to_p1_reader_end_to_end(tmp_path: Path, private_mosquitto: An
         with uart.open("ab") as f:
             f.write(b"".join(tels))
         readings = [m.json() for m in sub.wait(T.reading("home"), 20, timeout_s=30)]
-        assert len(sub.on(T.raw("home"))) == 20 and dev.stat()["overrun"] == 0
+        assert len(sub.on(T.raw("home"))) == 20
+        dev.wait_stat(lambda s: s["sent"] == 20 and s["overrun"] == 0, 5, "20 sent, no overrun")
         for tel, rd in zip(tels, readings, strict=True):
             text = tel.decode()
             t1 = float(re.search(r"1-0:1\.8\.1\((\d+\.\d+)\*kWh\)", text).group(1))  # type: ignore[union-attr]
@@ -316,3 +317,63 @@ def test_p1_dongle_to_p1_reader_end_to_end(tmp_path: Path, private_mosquitto: An
         code = reader.stop()
         finish(dev, "p1-dongle")
     assert code == 0, reader.output()
+
+
+def test_p1_dongle_legacy_multicast_frame_to_bridge(tmp_path: Path, private_mosquitto: Any) -> None:
+    """dongle -> UDP multicast frame (seed-7) on loopback -> bridge-multicast -> reading."""
+    import re
+    import socket
+    import sys
+
+    from support import free_port, wait_for
+
+    broker = private_mosquitto
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        udp = s.getsockname()[1]
+    group, site = "239.255.83.7", "legacy"
+    sub = Subscriber(broker.port, T.reading(site), "p1/status/bridge-dongle-test")
+    env = {**os.environ, "MQTT_URL": broker.url, "P1_SITE": site, "BRIDGE_GROUP": group,
+           "BRIDGE_PORT": str(udp), "BRIDGE_INTERFACE": "127.0.0.1",
+           "BRIDGE_DIRECTION": "to-mqtt", "MQTT_CLIENT_ID": "bridge-dongle-test",
+           "METRICS_PORT": str(free_port())}
+    bridge = subprocess.Popen([sys.executable, "-m", "bridge_multicast.cli"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    uart = tmp_path / "uart.bin"
+    uart.write_bytes(b"")
+    dev = None
+    try:
+        # its "online" follows its SUBSCRIBEs and its multicast join
+        wait_for(lambda: [m for m in sub.on("p1/status/bridge-dongle-test")
+                          if m.payload == b"online" and not m.retain], 15)
+        dev = start(tmp_path, "p1-dongle", broker.port, "legacy_multicast=true",
+                    f"legacy_group={group}", f"legacy_port={udp}", "legacy_iface=127.0.0.1",
+                    f"site={site}", uart=uart)
+        tels = sim_telegrams(300, seed=5)[-3:]        # counters well above 0 by then
+        with uart.open("ab") as f:
+            f.write(b"".join(tels))
+        readings = [m.json() for m in sub.wait(T.reading(site), 3, timeout_s=20)]
+        dev.wait_stat(lambda s: s["frames"] == 3, 5, "3 frames sent")
+        for tel, rd in zip(tels, readings, strict=True):
+            text = tel.decode()
+
+            def kwh(obis: str, text: str = text) -> float:
+                return float(re.search(re.escape(obis) + r"\((\d+\.\d+)\*kWh\)", text).group(1))  # type: ignore[union-attr]
+
+            def watt(obis: str, text: str = text) -> float:
+                return round(float(re.search(re.escape(obis) + r"\((\d+\.\d+)\*kW\)",  # type: ignore[union-attr]
+                                             text).group(1)) * 1000)
+            assert rd["source"] == "legacy"
+            assert rd["import_kwh"] == pytest.approx(kwh("1-0:1.8.1") + kwh("1-0:1.8.2"), abs=1e-9)
+            assert rd["export_kwh"] == pytest.approx(kwh("1-0:2.8.1") + kwh("1-0:2.8.2"), abs=1e-9)
+            assert rd["import_w"] == watt("1-0:1.7.0") and rd["export_w"] == watt("1-0:2.7.0")
+            assert rd["tariff"] == int(re.search(r"0-0:96\.14\.0\((\d+)\)", text).group(1))  # type: ignore[union-attr]
+            stamp = re.search(r"0-0:1\.0\.0\((\d{12})W\)", text).group(1)  # type: ignore[union-attr]
+            assert rd["ts"][14:19] == f"{stamp[8:10]}:{stamp[10:12]}"   # minute and second
+    finally:
+        sub.close()
+        if dev is not None:
+            finish(dev, "p1-dongle")
+        bridge.terminate()
+        out = bridge.communicate(timeout=15)[0]
+    assert bridge.returncode == 0, out
