@@ -51,6 +51,7 @@ class Link:
         self.addr = None
         self.t0 = 0
         self.last_tx = 0
+        self.last_rx = 0
         self.ping_at = None
         self.pong = False
         self.pid = 0
@@ -135,6 +136,7 @@ class Link:
         self.connects += 1
         self.backoff.reset()
         self.ping_at = None
+        self.last_tx = self.last_rx = now_ms
         if self.down_at is not None:
             self.reconnect_ms.append(diff(now_ms, self.down_at))
             if len(self.reconnect_ms) > 8:
@@ -196,12 +198,20 @@ class Link:
             self.drop(now_ms, repr(e))
 
     def _keepalive(self, now_ms):
+        # a ping after keepalive/2 without sending or without receiving (a device that
+        # only publishes, the dongle, still finds out that the broker is gone); no answer
+        # within keepalive/2, or queued bytes the socket has not taken for a whole
+        # keepalive (a dead peer whose TCP window is full): the link is dead
+        half = self.keep_ms // 2
         if self.ping_at is not None:
             if self.pong:
                 self.ping_at = None
-            elif diff(now_ms, self.ping_at) > self.keep_ms // 2:
+            elif diff(now_ms, self.ping_at) > half:
                 raise OSError("no PINGRESP")
-        if self.ping_at is None and diff(now_ms, self.last_tx) >= self.keep_ms // 2:
+        if self.ol and diff(now_ms, self.last_tx) > self.keep_ms:
+            raise OSError("send stalled")
+        if self.ping_at is None and (diff(now_ms, self.last_tx) >= half
+                                     or diff(now_ms, self.last_rx) >= half):
             if self._room(2):
                 self.pong = False
                 self._put(b"\xc0\x00")
@@ -314,6 +324,7 @@ class Link:
                 return
             if n == 0:
                 raise OSError("closed by the broker")
+            self.last_rx = now_ms
             if self.skip:
                 self.skip -= n
                 continue

@@ -9,7 +9,8 @@ from p1frame import Framer
 
 MAX_TELEGRAM = 2048     # bytes; DSMR 5 telegrams are ~0.7-1.2 KB (more with M-Bus meters)
 RXBUF = 1024            # UART ring buffer (bytes): ~90 ms of 115200 baud
-READS_PER_TICK = 16     # at most 16 x 256 bytes per loop pass (bounded work)
+READS_PER_TICK = 32     # at most 32 x 256 bytes per loop pass (bounded work; the board gets
+                        # ~115 bytes per 10 ms pass at 115200 baud, the bound is for bursts)
 
 
 class DongleApp:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -50,7 +51,8 @@ pytestmark = [pytest.mark.slow,
 T = Topics("p1")
 # Live heap high-water (bytes, after collection, in the 64,640-byte heap that -X
 # heapsize=32wk gives this 64-bit machine: the word count of the board's 32 KB),
-# stubs and runner included. Measured: monitor ~41.8 KB, switches ~41.4 KB, dongle ~43.8 KB.
+# stubs and runner included. Measured (BENCHMARKS.md, devices_host): monitor 41.6 KB,
+# mini-switch 41.2 KB, switcher 45.2 KB, dongle 44.0 KB.
 BUDGET = {"monitor": 46_000, "mini-switch": 46_000, "switcher": 48_000, "p1-dongle": 48_000}
 N = 10_000
 BATCH = 500
@@ -98,7 +100,7 @@ def test_monitor_10000_messages_malformed_and_wifi(tmp_path: Path, private_mosqu
     port = private_mosquitto.port
     status = Subscriber(port, T.status("dev1"))
     dev = start(tmp_path, "monitor", port, "max_import_w=4000", "max_export_w=5000",
-                wifi_file=tmp_path / "wifi")
+                "keepalive_s=2", wifi_file=tmp_path / "wifi")
     try:
         live, peak = T.live("home"), T.peak("home")
         msgs = []
@@ -146,6 +148,14 @@ def test_monitor_10000_messages_malformed_and_wifi(tmp_path: Path, private_mosqu
                                                 "tar": 1}), 0)])
         dev.wait(lambda: dev.last("leds ") == "leds exp=00000 imp=1110 red=0 blue=1", 5,
                  "resubscribed")
+        # a hung broker (SIGSTOP: its TCP still accepts, nothing answers): no PINGRESP
+        # within keepalive/2 -> link dropped, the loop fed; SIGCONT -> back
+        private_mosquitto.proc.send_signal(signal.SIGSTOP)
+        try:
+            dev.wait(lambda: any("no PINGRESP" in line for line in dev.output()), 10, "dead")
+        finally:
+            private_mosquitto.proc.send_signal(signal.SIGCONT)
+        dev.wait_stat(lambda s: s["connects"] == 3 and s["mqtt"] == "up", 15, "back")
     finally:
         status.close()
         finish(dev, "monitor")
