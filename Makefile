@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # the dashboards' and the task's Flux
 FLUXCHECK := tests/deploy/fluxcheck/node_modules/.package-lock.json
 # Debian packages the tests and the local stack use (installed when missing, as root).
-APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs
+APT_PACKAGES ?= mosquitto mosquitto-clients socat chromium victoria-metrics nodejs jq
 # The part `make run` installs when missing: the reference broker and its command-line
 # clients (not root: make run uses the embedded amqtt broker instead)
 RUN_APT_PACKAGES ?= mosquitto mosquitto-clients
