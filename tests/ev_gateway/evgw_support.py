@@ -48,7 +48,8 @@ class Gateway:
         try:
             wait_for(lambda: self._alive() and any(
                 m.payload == b"online" and not m.retain for m in watch.messages), 20)
-            wait_for(lambda: self._alive() and self._listening(), 20)
+            if self.env["EVGW_OCPP_PORT"] != "0":
+                wait_for(lambda: self._alive() and self._listening(), 20)
         finally:
             watch.close()
         return self

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -83,12 +84,17 @@ class WillLink:
             import ssl
             self.client.tls_set_context(ssl.create_default_context(cafile=ca_file))
         self.client.will_set(will_topic, b"off", qos=1, retain=False)
-        self.client.on_connect = lambda c, u, f, rc, p: (
-            self.connected.set() if not rc.is_failure else None)
+        self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self.client.reconnect_delay_set(1, 4)
         self.client.connect_async(url.host, url.port, keepalive=10)
         self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: Any,
+                    props: object) -> None:
+        if not rc.is_failure:
+            log.info("pause-on-failure connection up (last will: %s off)", self.topic)
+            self.connected.set()
 
     def close(self) -> None:
         """A clean stop: the will is not sent, so pause the loadpoint ourselves."""
