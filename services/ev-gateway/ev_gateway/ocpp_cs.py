@@ -1,7 +1,7 @@
 """OCPP 1.6J central system: wallboxes connect to ``ws://<host>:<port>/<charge point id>``
 (subprotocol ``ocpp1.6``) and get their current limit by SetChargingProfile.
 
-Profiles (OCPP 1.6 §5.16 SetChargingProfile, §3.13 Smart Charging; the JSON schema of
+Profiles (OCPP 1.6 §5.16 Set Charging Profile; the JSON schema of
 SetChargingProfile.req as shipped by the ``ocpp`` library):
 
 - no transaction running: ``TxDefaultProfile``, ``chargingProfileId`` 1, ``stackLevel`` 1,
@@ -70,7 +70,8 @@ def charging_profile(limit: Limit, transaction_id: int | None) -> dict[str, Any]
 def parse_meter_values(meter_value: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     """(power W, energy register Wh) from MeterValues' sampledValue lists (snake_case keys).
 
-    A sampledValue without measurand is ``Energy.Active.Import.Register`` (OCPP 1.6 §7.31);
+    A sampledValue without measurand is ``Energy.Active.Import.Register`` (OCPP 1.6: "default value of measurand is always
+    Energy.Active.Import.Register");
     units W/kW and Wh/kWh; per-phase power without a total is summed."""
     power: float | None = None
     phase_power: dict[str, float] = {}
