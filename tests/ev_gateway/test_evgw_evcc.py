@@ -154,3 +154,8 @@ def test_evcc_yaml_reads_our_reading_with_jq() -> None:
             got = subprocess.run(["jq", "-c", plugin["jq"]], input=json.dumps(reading),
                                  capture_output=True, text=True, check=True).stdout.strip()
             assert json.loads(got) == values[what], (name, what, got)
+
+
+def test_the_docs_show_the_evcc_yaml_as_it_is() -> None:
+    doc = (REPO / "docs" / "ev-chargers.md").read_text()
+    assert f"```yaml\n{EVCC_YAML.read_text()}```" in doc

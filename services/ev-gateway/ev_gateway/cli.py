@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import replace
 
-from p1common.settings import CommonSettings, Env, SettingsError
+from p1common.settings import CommonSettings, Env, SettingsError, parse_mqtt_url
 
 EPILOG = """\
 environment (CLI flags override):
@@ -28,6 +28,8 @@ environment (CLI flags override):
                         then the charger gets 0 A (10)
   EVGW_EVCC_TOPIC       evcc's MQTT root topic (evcc)
   EVGW_EVCC_REFRESH_S   evcc: the limit is written again this often (60)
+  EVGW_EVCC_WILL_MQTT_URL  evcc: the broker URL (user) of the connection whose last
+                        will pauses the loadpoint if this gateway dies (MQTT_URL)
 
 see docs/ev-chargers.md
 """
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             watchdog_s=e.float("EVGW_WATCHDOG_S", 10.0, lo=1, hi=3600),
             evcc_root=e.str("EVGW_EVCC_TOPIC", "evcc"),
             evcc_refresh_s=e.float("EVGW_EVCC_REFRESH_S", 60.0, lo=5, hi=3600),
+            evcc_will_url=parse_mqtt_url(e.str("EVGW_EVCC_WILL_MQTT_URL"),
+                                         "EVGW_EVCC_WILL_MQTT_URL")
+            if e.opt("EVGW_EVCC_WILL_MQTT_URL") else None,
         )
         over = {k: v for k, v in {"ocpp_host": args.ocpp_host, "ocpp_port": args.ocpp_port,
                                   "watchdog_s": args.watchdog_s,

@@ -25,6 +25,7 @@ from p1common.payloads import (
     outputs_problems,
 )
 from p1common.service import ServiceRuntime
+from p1common.settings import MqttUrl
 
 from .core import BadSet, Limit, Link, Meter, links_for, state_payload
 from .evcc import EvccBridge, WillLink
@@ -41,6 +42,9 @@ class GatewaySettings:
     watchdog_s: float = 10.0
     evcc_root: str = "evcc"
     evcc_refresh_s: float = 60.0
+    # the connection that carries the last will "mode off" (a user of its own where the
+    # broker takes the user name as client id); None: MQTT_URL
+    evcc_will_url: MqttUrl | None = None
 
 
 def iso_now() -> str:
@@ -75,7 +79,7 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.cs = CentralSystem(lambda: self.ocpp_links, self.lock, self.publish_state,
                                 state_dir / "ocpp.json", heartbeat_s=settings.heartbeat_s)
-        url, ca = runtime.settings.mqtt, runtime.settings.mqtt_ca_file
+        url, ca = settings.evcc_will_url or runtime.settings.mqtt, runtime.settings.mqtt_ca_file
         self.evcc = EvccBridge(
             lambda topic, payload: runtime.mqtt.publish(topic, payload, qos=1),
             self.publish_state, root=settings.evcc_root, refresh_s=settings.evcc_refresh_s,
@@ -130,7 +134,9 @@ class Gateway:
 
     def publish_state(self, output_id: str, limit: Limit, meter: Meter) -> None:
         doc = built(OutputState, state_payload(iso_now(), limit, meter))
-        self.rt.mqtt.publish_json(self.rt.topics.output_state(self.site, output_id), doc, qos=1)
+        # retained, QoS 1, as a device's state (docs/topics.md)
+        self.rt.mqtt.publish_json(self.rt.topics.output_state(self.site, output_id), doc, qos=1,
+                                  retain=True)
 
     def _wake(self) -> None:
         if self.loop is not None:
