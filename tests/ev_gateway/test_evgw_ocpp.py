@@ -158,3 +158,71 @@ def test_a_night_of_charging_over_ocpp(mosquitto: Mosquitto, tmp_path: Path) -> 
     assert "transaction 1 started on connector 1" in log
     assert "TxDefaultProfile 0 A on 3 phase(s) (no fresh set (watchdog 1 s))" not in log
     assert "TxDefaultProfile 0 A on 3 phase(s) (no fresh set" in log
+
+
+@pytest.mark.timeout(120)
+def test_a_gateway_killed_in_the_middle_of_a_charge_goes_on(mosquitto: Mosquitto,
+                                                            tmp_path: Path) -> None:
+    """SIGKILL during a transaction: the restarted gateway knows the transaction (its state
+    on disk), sends the TxProfile for it to the reconnecting wallbox, and counts the session
+    energy from the same meterStart; the next transaction gets the next id."""
+    site = "evkill"
+    ctl = Subscriber(mosquitto.port, f"p1/{site}/output/car/state")
+    ctl.publish(f"p1/config/{site}/outputs", OUTPUTS, retain=True)
+    seq = itertools.count(1)
+
+    def send_set(current: float) -> int:
+        n = next(seq)
+        ctl.publish(f"p1/{site}/output/car/set", {"v": 1, "ts": "2026-01-14T23:00:00+01:00",
+                                                  "seq": n, "ttl_s": 3600, "current_a": current,
+                                                  "phases": 3})
+        return n
+
+    def last_state() -> dict[str, Any]:
+        msgs = ctl.on(f"p1/{site}/output/car/state")
+        return without_ts(msgs[-1]) if msgs else {}
+
+    async def before(gw: Gateway) -> None:
+        async with Plugged(gw.port, "CP_1") as box:
+            await box.boot()
+            await box.status("Preparing")
+            send_set(16)
+            started = await box.call(call.StartTransaction(connector_id=1, id_tag="CAR1",
+                                                           meter_start=5000, timestamp=iso("23:00")))
+            assert started.transaction_id == 1
+            await until(lambda: box.distinct()[-1:] == [profile("TxProfile", 16.0, 3, 1)], 10,
+                        f"TxProfile: {box.distinct()}")
+            await box.status("Charging")
+            await box.meter(1, 11040.0, 7000.0, iso("23:15"))
+            await until(lambda: last_state().get("session_wh") == 2000.0, 10, "2000 Wh")
+            gw.kill()  # in the middle of the charge
+
+    async def after(gw: Gateway) -> None:
+        n = send_set(16)
+        async with Plugged(gw.port, "CP_1") as box:  # the wallbox reconnects, no reboot
+            await until(lambda: box.distinct() == [profile("TxProfile", 16.0, 3, 1)], 10,
+                        f"after the restart: {box.distinct()}")
+            await box.status("Charging")
+            await box.meter(1, 11040.0, 9760.0, iso("23:30"))
+            await until(lambda: last_state() == {
+                "v": 1, "current_a": 16.0, "phases": 3, "on": True, "seq": n, "connected": True,
+                "charging": True, "power_w": 11040.0, "session_wh": 4760.0}, 10,
+                f"session goes on: {last_state()}")
+            await box.call(call.StopTransaction(meter_stop=9760, timestamp=iso("23:31"),
+                                                transaction_id=1))
+            started = await box.call(call.StartTransaction(connector_id=1, id_tag="CAR1",
+                                                           meter_start=9760, timestamp=iso("23:40")))
+            assert started.transaction_id == 2
+
+    first = Gateway(mosquitto, tmp_path, site).start()
+    second = None
+    try:
+        asyncio.run(before(first))
+        second = Gateway(mosquitto, tmp_path, site).start()
+        asyncio.run(after(second))
+    finally:
+        ctl.publish(f"p1/config/{site}/outputs", b"", retain=True)
+        ctl.close()
+        first.stop()
+        if second is not None:
+            assert second.stop() == 0, second.output()

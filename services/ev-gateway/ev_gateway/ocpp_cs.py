@@ -225,23 +225,23 @@ class CentralSystem:
             self.publish_state(link.cfg.id, limit, st.meter)
 
     async def _send_profile(self, sess: Session, st: Station, limit: Limit, output_id: str) -> None:
-        profile = charging_profile(limit, st.transaction_id)
-        connector = st.connector_id
+        # what is sent is what counts as applied: a transaction that starts while the
+        # charger answers gets its own profile on the next turn
+        tx, connector = st.transaction_id, st.connector_id
+        profile = charging_profile(limit, tx)
         result = await sess.call(call.SetChargingProfile(connector_id=connector,
                                                          cs_charging_profiles=profile))
         status = str(getattr(result, "status", "no answer"))
         PROFILES.labels(sess.id, status).inc()
-        if status == "Accepted":
-            before = sess.applied
-            sess.applied = (limit.current_a, limit.phases, st.transaction_id)
-            if before is None or before[:2] != sess.applied[:2] or before[2] != st.transaction_id:
-                log.info("%s (%s): %s %g A on %d phase(s) (%s)", sess.id, output_id,
-                         profile["chargingProfilePurpose"], limit.current_a, limit.phases,
-                         limit.why)
-        else:
+        if status != "Accepted":
             sess.applied = None
             log.warning("%s refused the charging profile (%s): %s; retrying", sess.id, status,
                         profile["chargingProfilePurpose"])
+            return
+        before, sess.applied = sess.applied, (limit.current_a, limit.phases, tx)
+        if before != sess.applied:
+            log.info("%s (%s): %s %g A on %d phase(s) (%s)", sess.id, output_id,
+                     profile["chargingProfilePurpose"], limit.current_a, limit.phases, limit.why)
 
     # -- what the charger tells ----------------------------------------------------------
     def meter_changed(self, cp_id: str) -> None:
