@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ev_gateway.core import BadSet, Limit, Link, Meter, floor_step, state_payload
 from ev_gateway.evcc import commands, number_text, parse_value
 from ev_gateway.ocpp_cs import charging_profile, parse_meter_values
-
 from p1common.payloads import OutputConfig, OutputState, check
 
 CFG = OutputConfig(id="car", kind="ev", mode="ev", rated_w=11040, phases=3, min_current_a=6,
