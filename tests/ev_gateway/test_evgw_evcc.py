@@ -87,10 +87,16 @@ def test_evcc_topics_and_payloads(mosquitto: Mosquitto, tmp_path: Path) -> None:
         want = {"v": 1, "current_a": 16.0, "phases": 3, "on": True, "seq": n,
                 "connected": True, "charging": True, "power_w": 11040.0, "session_wh": 5230.5}
         wait_for(lambda: state() == want, 10)
+        # a bad set (a number as a string) is refused, named in the log, and not applied:
+        # the next writes are those of the good set after it, on the same connection
+        sub.publish(f"p1/{SITE}/output/car/set", {"v": 1, "ts": "2026-01-14T22:00:00+01:00",
+                                                  "seq": 90, "ttl_s": 3600, "current_a": "20"})
         send_set(7.5, 1)
         expected += [(f"{lp}/phasesConfigured/set", "1"), (f"{lp}/maxCurrent/set", "7.5"),
                      (f"{lp}/mode/set", "now")]
         wait_for(lambda: writes() == expected, 10)
+        assert ("ignored a bad payload on p1/evevcc/output/car/set: set for car: current_a: "
+                "Input should be a valid number") in gw.output()
         send_set(4, 1)  # below the charger's 6 A minimum: pause
         expected += [(f"{lp}/mode/set", "off")]
         wait_for(lambda: writes() == expected, 10)
