@@ -213,6 +213,12 @@ def test_a_gateway_killed_in_the_middle_of_a_charge_goes_on(mosquitto: Mosquitto
             started = await box.call(call.StartTransaction(connector_id=1, id_tag="CAR1",
                                                            meter_start=9760, timestamp=iso("23:40")))
             assert started.transaction_id == 2
+            await until(lambda: box.distinct()[-1] == profile("TxProfile", 16.0, 3, 2), 10,
+                        f"transaction 2: {box.distinct()}")
+            # a clean stop pauses the car (nobody would watch its limit any more)
+            code = await asyncio.to_thread(gw.stop)
+            assert code == 0, gw.output()
+            assert box.distinct()[-1] == profile("TxProfile", 0.0, 3, 2)
 
     first = Gateway(mosquitto, tmp_path, site).start()
     second = None

@@ -136,6 +136,7 @@ class CentralSystem:
             self.stations[cp_id] = Station(cp_id, int(st.get("connector_id") or 1),
                                            st.get("transaction_id"), st.get("meter_start_wh"))
         self._unmapped_logged: set[str] = set()
+        self.stopping = False  # set by pause_all: no limit but 0 A goes out any more
 
     # -- state on disk -----------------------------------------------------------------
     def save(self) -> None:
@@ -206,6 +207,8 @@ class CentralSystem:
                 sess.applied = None
 
     async def apply(self, sess: Session) -> None:
+        if self.stopping:
+            return
         link = self.link_of(sess.id)
         if link is None:
             if sess.id not in self._unmapped_logged:
@@ -242,6 +245,27 @@ class CentralSystem:
         if before != sess.applied:
             log.info("%s (%s): %s %g A on %d phase(s) (%s)", sess.id, output_id,
                      profile["chargingProfilePurpose"], limit.current_a, limit.phases, limit.why)
+
+    async def pause_all(self, timeout_s: float = 5.0) -> None:
+        """A clean stop: every connected charger that this gateway drives goes to 0 A (it
+        would otherwise keep its last limit while nobody watches; a restarted gateway sends
+        the limit again as the charger reconnects)."""
+        async def pause(sess: Session) -> None:
+            link = self.link_of(sess.id)
+            if link is None:
+                return
+            with self.lock:
+                phases = link.limit(self.clock()).phases
+            await self._send_profile(sess, self.station(sess.id),
+                                     Limit(0.0, phases, None, "ev-gateway stopping"), link.cfg.id)
+
+        self.stopping = True
+        jobs = [pause(s) for s in list(self.sessions.values())]
+        if jobs:
+            try:
+                await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), timeout_s)
+            except TimeoutError:
+                log.warning("stopping: not every charger confirmed 0 A within %g s", timeout_s)
 
     # -- what the charger tells ----------------------------------------------------------
     def meter_changed(self, cp_id: str) -> None:

@@ -167,6 +167,7 @@ class Gateway:
                     log.exception("periodic task failed")
         finally:
             if server is not None:
+                await self.cs.pause_all()
                 server.close()
                 await server.wait_closed()
             self.evcc.close()
