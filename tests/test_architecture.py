@@ -9,6 +9,7 @@ from pathlib import Path
 SERVICES = Path(__file__).resolve().parent.parent / "services"
 PACKAGES = {"p1_reader": "p1-reader", "meter_sim": "meter-sim", "peak_forecaster": "peak-forecaster",
             "load_controller": "load-controller", "bridge_multicast": "bridge-multicast", "p1web": "web",
+            "ev_gateway": "ev-gateway",
             "recorder": "recorder", "p1common": "common"}
 
 

@@ -32,11 +32,11 @@ from support import REPO
 DOCS = sorted((REPO / "docs").glob("*.md"))
 BIN = Path(sys.executable).parent
 COMMANDS = ("p1-reader", "meter-sim", "peak-forecaster", "load-controller", "bridge-multicast",
-            "p1-web", "p1-recorder", "p1-broker", "p1-schemas")
+            "p1-web", "p1-recorder", "p1-broker", "p1-schemas", "ev-gateway")
 PAGE_COMMAND = {"p1-reader.md": "p1-reader", "meter-sim.md": "meter-sim",
                 "peak-forecaster.md": "peak-forecaster", "load-controller.md": "load-controller",
                 "bridge-multicast.md": "bridge-multicast", "web.md": "p1-web",
-                "recorder.md": "p1-recorder"}
+                "recorder.md": "p1-recorder", "ev-chargers.md": "ev-gateway"}
 CODE_ROOTS = [REPO / d for d in ("services", "deploy", "devices", "scripts", ".ci")] + [
     REPO / "Makefile", REPO / "Dockerfile"]
 OUR_PREFIXES = ("P1_", "MQTT_", "LOADCTL_", "PEAK_", "BRIDGE_", "RECORDER_", "INFLUX_",

@@ -35,6 +35,7 @@ def test_procfile_lists_the_stack(tmp_path):
     # load-controller reads the retained document (no file of its own)
     assert procs["web"].endswith(f" --seed-outputs {DEMO}")
     assert procs["load-controller"] == "load-controller --speed 1.0"
+    assert re.fullmatch(r"ev-gateway --ocpp-port \d+", procs["ev-gateway"])
     assert "p1-reader" in procs
 
 

@@ -67,6 +67,22 @@ SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "{p}/config/#", "{p}/status/+", "homeassistant/status"),
         ("{p}/+/output/+/set", "{p}/+/control", "homeassistant/#"),
     ),
+    # ev-gateway: the ev outputs' set/state; evcc's loadpoints (evcc's own root topic, "evcc")
+    "ev-gateway": (
+        ("{p}/+/output/+/set", "{p}/config/#", "evcc/loadpoints/#"),
+        ("{p}/+/output/+/state", "evcc/loadpoints/+/+/set"),
+    ),
+    # its second connection, whose last will pauses an evcc loadpoint (client id = user name:
+    # a user of its own, so that it does not displace the gateway's main connection)
+    "ev-gateway-will": (
+        (),
+        ("evcc/loadpoints/+/mode/set",),
+    ),
+    # evcc itself, when it uses this broker (deploy/evcc/evcc.yaml): its own tree, our readings
+    "evcc": (
+        ("evcc/#", "{p}/+/reading"),
+        ("evcc/#",),
+    ),
     "p1-web": (
         ("{p}/#", "homeassistant/status"),
         ("{p}/config/#",),
@@ -189,12 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     write_private(out / "credentials.env", "".join(f"{u}={p}\n" for u, p in creds.items()))
     scheme = "mqtts" if args.tls else "mqtt"
     for service in SERVICES:
-        if service == "homeassistant":
+        if service in ("homeassistant", "ev-gateway-will", "evcc"):  # no service of ours
             continue
         host = args.host_network_broker if service in HOST_NETWORK else args.host
         url = f"{scheme}://{service}:{creds[service]}@{host}:{args.port}"
+        extra = ""
+        if service == "ev-gateway":
+            extra = (f"EVGW_EVCC_WILL_MQTT_URL={scheme}://ev-gateway-will:"
+                     f"{creds['ev-gateway-will']}@{host}:{args.port}\n")
         write_private(out / "env" / f"{service}.env",
-                      f"MQTT_URL={url}\nMQTT_CLIENT_ID={service}\n")
+                      f"MQTT_URL={url}\nMQTT_CLIENT_ID={service}\n{extra}")
     print(f"wrote {out}/passwd, acl, credentials.env and env/*.env for {len(users)} users",
           file=sys.stderr)
     return 0

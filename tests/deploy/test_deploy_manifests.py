@@ -23,7 +23,7 @@ DEPLOY = REPO / "deploy"
 INIT = DEPLOY / "compose" / "influxdb-init"
 FLUXCHECK = Path(__file__).resolve().parent / "fluxcheck"
 SERVICES = ["p1-reader", "peak-forecaster", "load-controller", "bridge-multicast", "p1-web",
-            "p1-recorder"]
+            "p1-recorder", "ev-gateway"]
 
 
 def tool(name: str) -> str:

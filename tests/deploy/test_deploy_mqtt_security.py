@@ -285,3 +285,55 @@ def test_mkusers_takes_exactly_the_sites_p1_site_takes(tmp_path: Path, site: str
         assert r.stderr.strip() == (f"--device {site + ':output:boiler'!r}: site {site!r}: use 1-63 "
                                     "lower-case letters, digits, '-' or '_', starting with a "
                                     "letter or digit")
+
+
+def test_ev_gateway_and_its_last_will_with_the_shipped_acl(secured: tuple, tmp_path: Path) -> None:
+    """ev-gateway as deployed: its own user, and a second user for the connection whose last
+    will pauses the evcc loadpoint (the broker takes the user name as client id: with one
+    user the two connections would displace each other). evcc's own user sees the writes,
+    and the will when the gateway is killed."""
+    import json
+    import os
+    import signal
+
+    broker, creds = secured
+    url = lambda user: f"mqtt://{user}:{creds[user]}@127.0.0.1:{broker.port}"  # noqa: E731
+    web = as_user(broker, creds, "p1-web")
+    ctl = as_user(broker, creds, "load-controller")
+    evcc = as_user(broker, creds, "evcc", "evcc/loadpoints/7/#")
+    spy = as_user(broker, creds, "p1-recorder", "p1/acl-ev/#")
+    outputs = {"v": 1, "outputs": [{"id": "car", "kind": "ev", "mode": "ev", "rated_w": 11040,
+                                    "phases": 3, "charger": "evcc", "charger_ref": "7"}]}
+    web.publish("p1/config/acl-ev/outputs", json.dumps(outputs), qos=1, retain=True)
+    env = {**os.environ, "MQTT_URL": url("ev-gateway"), "MQTT_CLIENT_ID": "ev-gateway",
+           "EVGW_EVCC_WILL_MQTT_URL": url("ev-gateway-will"), "P1_SITE": "acl-ev",
+           "EVGW_OCPP_PORT": "0", "P1_STATE_DIR": str(tmp_path)}
+    log = tmp_path / "evgw.log"
+    with log.open("wb") as fh:
+        gw = subprocess.Popen([str(Path(sys.executable).parent / "ev-gateway")], env=env,
+                              stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "pause-on-failure connection up" in log.read_text(), 20)
+        ctl.publish("p1/acl-ev/output/car/set", json.dumps(
+            {"v": 1, "ts": "2026-01-15T22:00:00+01:00", "seq": 1, "ttl_s": 3600,
+             "current_a": 10, "phases": 3}), qos=1)
+        writes = lambda: [(m.topic, m.payload) for m in evcc.on("evcc/loadpoints/7/+/set")]  # noqa: E731
+        wait_for(lambda: writes() == [
+            ("evcc/loadpoints/7/mode/set", b"off"),
+            ("evcc/loadpoints/7/phasesConfigured/set", b"3"),
+            ("evcc/loadpoints/7/maxCurrent/set", b"10"),
+            ("evcc/loadpoints/7/mode/set", b"now")], 20)
+        # the gateway's own connection stayed: its state for the output got through the ACL
+        wait_for(lambda: any(json.loads(m.payload).get("current_a") == 10.0
+                             for m in spy.on("p1/acl-ev/output/car/state")), 10)
+        gw.send_signal(signal.SIGKILL)
+        gw.wait(10)
+        wait_for(lambda: writes()[-1] == ("evcc/loadpoints/7/mode/set", b"off")
+                 and len(writes()) == 5, 30)
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        web.publish("p1/config/acl-ev/outputs", b"", qos=1, retain=True)
+        for c in (web, ctl, evcc, spy):
+            c.close()
+    assert "lost the broker" not in log.read_text()  # not displaced by its own will connection

@@ -48,7 +48,9 @@ def test_put_every_document_is_stored_and_published_retained(web, subscriber_fac
     assert r.status_code == 200
     assert r.json()["outputs"][1] == {
         "id": "pump", "kind": "relay", "rated_w": 800.0, "mode": "surplus", "threshold_w": 1000.0,
-        "on_delay_s": 60.0, "min_on_s": 600.0, "priority": 0, "peak_guard": True, "target_net_w": 0.0}
+        "on_delay_s": 60.0, "min_on_s": 600.0, "priority": 0, "peak_guard": True, "target_net_w": 0.0,
+        "min_current_a": 6.0, "max_current_a": 16.0, "phases": 1, "departure": None,
+        "energy_kwh": None, "charger": "mqtt", "charger_ref": None}
     peak = {"manual_threshold_w": 4000, "price_eur_per_kw_year": 48.5, "algorithm": "baseline"}
     assert web.http.put(web.api("/config/peak"), json=peak, headers=web.auth).status_code == 200
     mon = {"max_import_w": 9000, "max_export_w": 3000}
@@ -127,7 +129,7 @@ BAD = [
     ("/config/outputs", {"outputs": [{"id": "a b", "rated_w": 100}]},
      [("outputs[0].id", "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'")]),
     ("/config/outputs", {"outputs": [{"id": "x", "rated_w": 100, "mode": "auto"}]},
-     [("outputs[0].mode", "Input should be 'off', 'on', 'tariff', 'surplus' or 'proportional'")]),
+     [("outputs[0].mode", "Input should be 'off', 'on', 'tariff', 'surplus', 'proportional' or 'ev'")]),
     ("/config/outputs", {"outputs": [{"id": "x", "rated_w": 100, "mode": "proportional"}]},
      [("outputs[0].mode", "proportional mode needs kind 'dimmer' (a relay can only switch)")]),
     ("/config/outputs", {"outputs": [{"id": "x", "rated_w": 100}, {"id": "x", "rated_w": 200}]},

@@ -229,7 +229,11 @@ def test_outputs_page(browser, live_web, artifacts, viewport, subscriber_factory
                 sub.wait(topic)[-1].json()))
             assert doc["outputs"][1] == {"id": "pump", "kind": "relay", "rated_w": 800.0, "mode": "surplus",
                                          "threshold_w": 1200.0, "on_delay_s": 90.0, "min_on_s": 300.0,
-                                         "priority": 0, "peak_guard": True, "target_net_w": 0.0}
+                                         "priority": 0, "peak_guard": True, "target_net_w": 0.0,
+                                         # a relay keeps the ev fields at their defaults
+                                         "min_current_a": 6.0, "max_current_a": 16.0, "phases": 1,
+                                         "departure": None, "energy_kwh": None, "charger": "mqtt",
+                                         "charger_ref": None}
             # a relay cannot be proportional: the form shows why
             pg.select_option(f"{pump} [name=mode]", "proportional")
             pg.click(f"{pump} button[type=submit]")

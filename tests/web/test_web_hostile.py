@@ -216,12 +216,15 @@ def test_outputs_are_bounded_so_a_document_always_fits_the_consumers(web, subscr
         "id": f"{n:02d}" + "x" * 62, "kind": "dimmer", "rated_w": 49999.99999999999,
         "mode": "proportional", "threshold_w": 49999.99999999999, "on_delay_s": 86399.99999999999,
         "min_on_s": 86399.99999999999, "priority": 1000, "peak_guard": False,
-        "target_net_w": -4999.999999999999} for n in range(64)]}
+        "target_net_w": -4999.999999999999, "min_current_a": 31.999999999999996,
+        "max_current_a": 79.99999999999999, "phases": 3, "departure": "23:59",
+        "energy_kwh": 199.99999999999997, "charger": "evcc", "charger_ref": "r" * 64}
+        for n in range(64)]}
     r = web.http.put(web.api("/config/outputs"), headers=web.auth, json=big)
     assert r.status_code == 200 and len(r.json()["outputs"]) == 64
     published = sub.wait(topic)[-1].payload
     assert json.loads(published) == big
-    assert len(published) < MAX_JSON_BYTES // 8, len(published)  # 256 KiB: far from it
+    assert len(published) < MAX_JSON_BYTES // 4, len(published)  # 256 KiB: far from it
     one_more = {"v": 1, "outputs": [*big["outputs"], {"id": "extra", "rated_w": 1}]}
     r = web.http.put(web.api("/config/outputs"), headers=web.auth, json=one_more)
     assert [(d["field"], d["msg"]) for d in r.json()["detail"]] == [
@@ -459,7 +462,9 @@ def test_a_token_folder_without_write_permission_stops_with_one_line(mosquitto, 
 # -- its retained documents, watched -----------------------------------------------------------
 OUTPUTS = {"v": 1, "outputs": [
     {"id": "boiler", "kind": "dimmer", "rated_w": 2400.0, "mode": "proportional", "threshold_w": 0.0,
-     "on_delay_s": 60.0, "min_on_s": 300.0, "priority": 0, "peak_guard": False, "target_net_w": 0.0}]}
+     "on_delay_s": 60.0, "min_on_s": 300.0, "priority": 0, "peak_guard": False, "target_net_w": 0.0,
+     "min_current_a": 6.0, "max_current_a": 16.0, "phases": 1, "departure": None, "energy_kwh": None,
+     "charger": "mqtt", "charger_ref": None}]}
 
 
 def last(sub: Subscriber, topic: str) -> Any:

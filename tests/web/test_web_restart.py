@@ -56,7 +56,7 @@ def test_configuration_survives_restarts_and_is_published_again(private_mosquitt
             f"p1/config/{site}/outputs": {"v": 1, "outputs": [{
                 "id": "boiler", "kind": "dimmer", "rated_w": 1500.0, "mode": "proportional",
                 "threshold_w": 0.0, "on_delay_s": 60.0, "min_on_s": 300.0, "priority": 0,
-                "peak_guard": False, "target_net_w": 0.0}]},
+                "peak_guard": False, "target_net_w": 0.0, **ws.EV_DEFAULTS}]},
             f"p1/config/{site}/peak": {"v": 1, "manual_threshold_w": 3500.0,
                                        "price_eur_per_kw_year": 53.0, "algorithm": "default"},
             f"p1/config/{site}/monitor/mon-1": {"v": 1, "max_import_w": 9000.0, "max_export_w": 3000.0},

@@ -15,10 +15,10 @@ DEMO = REPO / "deploy" / "demo" / "outputs.json"
 # deploy/demo/outputs.json with every default filled in, as the API answers it
 BOILER = {"id": "boiler", "kind": "dimmer", "rated_w": 2400.0, "mode": "proportional",
           "threshold_w": 0.0, "on_delay_s": 60.0, "min_on_s": 300.0, "priority": 10,
-          "peak_guard": True, "target_net_w": 0.0}
+          "peak_guard": True, "target_net_w": 0.0, **ws.EV_DEFAULTS}
 RELAY1 = {"id": "relay1", "kind": "relay", "rated_w": 1500.0, "mode": "surplus",
           "threshold_w": 1500.0, "on_delay_s": 60.0, "min_on_s": 300.0, "priority": 5,
-          "peak_guard": False, "target_net_w": 0.0}
+          "peak_guard": False, "target_net_w": 0.0, **ws.EV_DEFAULTS}
 
 
 def _retained_outputs(broker, site: str) -> dict:

@@ -146,6 +146,12 @@ def quarter(site: str, hour: int, minute: int, avg_w: float, threshold_w: float 
     return doc
 
 
+# the ev fields of an output at their defaults (p1common.payloads.OutputConfig), as the API
+# answers and the web publishes every output (a relay or dimmer too)
+EV_DEFAULTS = {"min_current_a": 6.0, "max_current_a": 16.0, "phases": 1, "departure": None,
+               "energy_kwh": None, "charger": "mqtt", "charger_ref": None}
+
+
 # what the load-controller says of an output, where a test does not care (p1common.payloads.
 # OutputDecision); the test's own fields come first (the Outputs page lists the others in order)
 DECISION = {"kind": "relay", "mode": "off", "priority": 0, "decision": "off", "on": False,

@@ -41,6 +41,7 @@ SERVICES: list[tuple[str, str, str]] = [
     ("p1-reader", "p1_reader.cli", "p1-reader --serial {serial}"),
     ("peak-forecaster", "peak_forecaster.cli", "peak-forecaster"),
     ("load-controller", "load_controller.cli", "load-controller --speed {speed}"),
+    ("ev-gateway", "ev_gateway.cli", "ev-gateway --ocpp-port {ocpp_port}"),
     ("web", "p1web.cli", "p1-web --host 127.0.0.1 --port {web_port} --seed-outputs {demo_outputs}"),
     ("recorder", "recorder.cli", "p1-recorder"),
     ("bridge-multicast", "bridge_multicast.cli", "bridge-multicast"),
@@ -91,6 +92,10 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         env["MQTT_URL"] = mqtt_url
         notes += broker_notes
     web_port = pick_port(args.web_port)
+    ocpp_port = pick_port(9000)
+    # the OCPP central system on this machine only, as the web; EVGW_OCPP_HOST=0.0.0.0 for a
+    # wallbox on the LAN
+    env.setdefault("EVGW_OCPP_HOST", "127.0.0.1")
     if args.speed != 1 and not args.serial:
         # a simulated meter at another speed runs its clock away from this host's: the
         # plausibility rule on the meter clock (p1common.plausibility) is off, explicitly
@@ -103,6 +108,7 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         "mqtt_url": shlex.quote(mqtt_url),
         "serial": shlex.quote(args.serial or str(run_dir / "meter.pty")),
         "web_port": str(web_port),
+        "ocpp_port": str(ocpp_port),
         # the simulated house's loads, until the web page stores a configuration of its own
         "demo_outputs": shlex.quote(str(Path(__file__).resolve().parents[3] / "deploy" / "demo" / "outputs.json")),
     }
@@ -118,6 +124,9 @@ def plan(args: argparse.Namespace, environ: dict[str, str]) -> tuple[list[tuple[
         procs.append((name, cmd.format(**values)))
         if name == "web":
             notes += _web_notes(args, Path(env["P1_STATE_DIR"]), web_port)
+        if name == "ev-gateway":
+            notes.append(f"EV chargers: OCPP 1.6J on ws://{env['EVGW_OCPP_HOST']}:{ocpp_port}/"
+                         "<charge point id>, evcc on the broker (docs/ev-chargers.md)")
     if args.serial:
         notes.append(f"meter: {args.serial}")
     return procs, env, notes

@@ -108,7 +108,9 @@ const P1 = (() => {
     for (const input of form.querySelectorAll("input[name], select[name]")) {
       if (input.readOnly || input.disabled) continue;
       if (input.type === "checkbox") doc[input.name] = input.checked;
-      else if (input.type === "number") doc[input.name] = input.value === "" ? null : Number(input.value);
+      else if (input.type === "number" || input.hasAttribute("data-number"))
+        doc[input.name] = input.value === "" ? null : Number(input.value);
+      else if (input.hasAttribute("data-null") && input.value.trim() === "") doc[input.name] = null;
       else doc[input.name] = input.value;
     }
     return doc;
@@ -118,7 +120,7 @@ const P1 = (() => {
     for (const [k, v] of Object.entries(doc || {})) {
       const input = form.querySelector(`[name="${k}"]`);
       if (!input || input === document.activeElement) continue;
-      if (input.type === "checkbox") input.checked = !!v; else input.value = v;
+      if (input.type === "checkbox") input.checked = !!v; else input.value = v === null ? "" : v;
     }
   }
 

@@ -7,6 +7,68 @@
   const cards = new Map(); // id -> card element
   let control = null, states = {};
   const KNOWN = new Set(["id", "output_id", "mode", "kind", "on", "pct", "reason", "decision", "seq", "state"]);
+  const hhmm = (iso) => { const m = /T(\d\d:\d\d)/.exec(iso || ""); return m ? m[1] : "–"; };
+
+  /* An ev output's fields in its form only when the kind is ev. */
+  function evFields(form) {
+    const ev = form.querySelector("[name=kind]").value === "ev";
+    form.querySelectorAll(".ev-only").forEach((l) => { l.hidden = !ev; });
+  }
+
+  /* Tonight's plan: per quarter the house's forecast (base_w) with the car (power_w) stacked
+     on it, and the threshold the plan keeps to (threshold_w) as a dashed step line. */
+  function evPlan(container, plan) {
+    const W = Math.max(260, Math.round(container.clientWidth || 600)), H = W < 500 ? 170 : 210;
+    const L = 34, B = 24, T = 12;
+    const top = Math.max(1000, ...plan.map((p) => Math.max(0, p.base_w) + p.power_w),
+      ...plan.map((p) => p.threshold_w)) * 1.1;
+    const y = (v) => T + (H - T - B) * (1 - Math.max(0, v) / top);
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "tonight's charging plan" });
+    const step = top > 8000 ? 2000 : 1000;
+    for (let v = 0; v <= top; v += step) {
+      svg.append(el("line", { class: "axis", x1: L, x2: W, y1: y(v), y2: y(v), "stroke-opacity": v ? 0.4 : 1 }));
+      svg.append(el("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", text: fmt.num(v / 1000, 0) + "k" }));
+    }
+    const n = Math.max(plan.length, 1), bw = (W - L - 4) / n;
+    const every = Math.ceil(n / Math.max(3, Math.floor(W / 48)));
+    let thr = "";
+    plan.forEach((p, i) => {
+      const x = L + 2 + i * bw, base = Math.max(0, p.base_w), t = hhmm(p.start);
+      svg.append(el("rect", { class: "b base", x: x + bw * 0.1, width: Math.max(1, bw * 0.8), y: y(base),
+        height: Math.max(0, y(0) - y(base)) }, el("title", {}, `${t} house ${fmt.w(p.base_w)}`)));
+      if (p.power_w > 0) svg.append(el("rect", { class: "b ev", x: x + bw * 0.1, width: Math.max(1, bw * 0.8),
+        y: y(base + p.power_w), height: Math.max(0, y(base) - y(base + p.power_w)) },
+        el("title", {}, `${t} car ${fmt.w(p.power_w)}`)));
+      thr += `${i ? "L" : "M"} ${x} ${y(p.threshold_w)} L ${x + bw} ${y(p.threshold_w)} `;
+      if (i % every === 0) svg.append(el("text", { x: x + bw / 2, y: H - 8, "text-anchor": "middle", text: t }));
+    });
+    if (plan.length) {
+      svg.append(el("path", { class: "thr", d: thr.trim() },
+        el("title", {}, `threshold ${plan.map((p) => fmt.w(p.threshold_w)).filter((v, i, a) => a.indexOf(v) === i).join(", ")}`)));
+    } else svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", text: "no plan (no car, or no deadline)" }));
+    container.replaceChildren(svg);
+  }
+
+  function showEv(c, o) {
+    const box = c.querySelector(".ev");
+    const ev = o && o.ev;
+    box.hidden = !ev;
+    if (!ev) return;
+    const q = (sel) => c.querySelector(sel);
+    q(".ev-current").textContent = ev.current_a > 0
+      ? `${fmt.num(ev.current_a, ev.current_a % 1 ? 1 : 0)} A × ${ev.phases} phase${ev.phases > 1 ? "s" : ""}` : "paused";
+    q(".ev-power").textContent = ev.power_w === null || ev.power_w === undefined ? "–" : fmt.w(ev.power_w)
+      + (ev.connected === false ? " (no car)" : "");
+    const got = ev.session_wh || 0;
+    q(".ev-energy").textContent = ev.target_wh ? `${fmt.num(got / 1000, 1)} / ${fmt.num(ev.target_wh / 1000, 1, "kWh")}`
+      : `${fmt.num(got / 1000, 1, "kWh")} (until full)`;
+    q(".ev-bar").hidden = !ev.target_wh;
+    if (ev.target_wh) q(".ev-bar > span").style.width = Math.min(100, (100 * got) / ev.target_wh) + "%";
+    q(".ev-eta").textContent = (ev.eta ? hhmm(ev.eta) : "–") + (ev.departure ? ` (departure ${hhmm(ev.departure)})` : "");
+    q(".ev-raise").textContent = ev.raise_w ? `+${fmt.w(ev.raise_w)} · ${fmt.num(ev.raise_cost_eur_year || 0, 2, "EUR/year")}`
+      : "none";
+    evPlan(q(".ev-plan"), ev.plan || []);
+  }
 
   const stateText = (x) => !x ? "–" : (x.pct !== undefined && x.pct !== null) ? fmt.num(x.pct, 0, "%")
     : x.on === true ? "on" : x.on === false ? "off" : "–";
@@ -18,6 +80,7 @@
       c.dataset.id = out.id;
       c.querySelector(".oid").textContent = out.id;
       const form = c.querySelector("form");
+      form.querySelector("[name=kind]").addEventListener("change", () => evFields(form));
       form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         const res = await P1.api("PUT", P1.sitePath(`/outputs/${encodeURIComponent(out.id)}`), P1.formData(form));
@@ -32,6 +95,7 @@
       list.append(c);
     }
     P1.fill(c.querySelector("form"), out);
+    evFields(c.querySelector("form"));
     c.querySelector(".mode").textContent = out.mode;
     return c;
   }
@@ -55,6 +119,7 @@
       c.querySelector(".decision").textContent = !o ? "no control data"
         : (o.decision === undefined || o.decision === "pct") ? stateText(o) : o.decision;
       c.querySelector(".reason").textContent = (o && o.reason) || "–";
+      showEv(c, o);
       const dev = states[id];
       c.querySelector(".device").textContent = dev
         ? stateText(dev) + (dev.override ? " (manual override)" : "") + " · " + fmt.time(dev.ts) : "no state reported";
