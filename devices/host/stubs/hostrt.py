@@ -24,7 +24,7 @@ def env(name, default=None):
 
 
 WDT_MS = int(env("P1_HOST_WDT_MS", "3200"))       # ESP8266 hardware watchdog: ~3.2 s
-STAT_MS = int(env("P1_HOST_STAT_MS", "1000"))
+STAT_MS = int(env("P1_HOST_STAT_MS", "30000"))
 MAINS_HZ = int(env("P1_HOST_MAINS_HZ", "50"))
 WIFI_FILE = env("P1_HOST_WIFI_FILE")
 wifi_up = [True]
