@@ -278,9 +278,10 @@ class SiteEngine:
         p = self.default.p_fast_w
         if p is None or not self.tracker.complete:
             return None
+        p_free = p  # the part nobody controls: only that one is forecast as staying on
         if self.controlled_t is not None and abs(t - self.controlled_t) <= CONTROL_FRESH_S:
-            p = max(0.0, p - self.controlled_w)
-        f_w = energy * 3600.0 / QUARTER_S + p * max(0.0, QUARTER_S - elapsed) / QUARTER_S
+            p_free = max(0.0, p - self.controlled_w)
+        f_w = energy * 3600.0 / QUARTER_S + p_free * max(0.0, QUARTER_S - elapsed) / QUARTER_S
         off = self.tracker.q_off
         self.learner.note(t, off, elapsed, p, f_w)
         return self.learner.estimate(t, off, elapsed, p, f_w, threshold_w)

@@ -44,6 +44,8 @@ N_DETAIL = N_SLOTS * N_POWER * N_AGE
 N_CELLS = N_DETAIL + N_POWER * N_AGE  # detailed + pooled
 Z_LO, Z_STEP, Z_INNER = -3000.0, 250.0, 24
 N_BINS = Z_INNER + 2  # + a tail below Z_LO and one above Z_LO + Z_INNER x Z_STEP
+HELD_BIN = 1 + int((-Z_STEP - Z_LO) // Z_STEP)
+"""The first bin of z >= -Z_STEP: the rest of the quarter held the power (or more)."""
 TAIL_W = 1000.0  # a tail bin is taken as this wide (probabilities inside it are linear)
 CELL_CAP = 120
 POOL_WEIGHT = 4.0
@@ -118,6 +120,7 @@ class Learner:
     pending: list[float] | None = None
     """[detail cell, pooled cell, f, r] noted at minute 10 of the running quarter."""
     days_learned: int = 0
+    """Days (the meter's) with samples that are over."""
     last_day: str | None = None
     samples: int = 0
 
@@ -178,8 +181,9 @@ class Learner:
                 self.counts[cell] = [x // 2 for x in c]
         self.samples += 1
         _, day = _slot(t, off)
-        if day != self.last_day:
-            self.last_day, self.days_learned = day, self.days_learned + 1
+        if day != self.last_day:  # a day with samples is behind us
+            self.days_learned += self.last_day is not None
+            self.last_day = day
 
     # -- estimating ----------------------------------------------------------------------
     def mixed(self, d: int, pooled: int) -> tuple[list[float], int, int]:
@@ -205,9 +209,11 @@ class Learner:
             return Estimate(None, f"learning this house: {n_pool} of {MIN_SAMPLES} similar quarters seen", 0)
         r = max(1.0, 900.0 - elapsed_s)
         prob = share_above(mix, (threshold_w - f_w) * 900.0 / r)
-        return Estimate(prob, self._reason(t, off, p_w, age, mix, (n_det, n_pool)), n_det)
+        return Estimate(prob, self._reason(t, off, p_w, age, d, pooled), n_det)
 
-    def _reason(self, t: float, off: int, p_w: float, age: int, mix: list[float], n: tuple[int, int]) -> str:
+    def _reason(self, t: float, off: int, p_w: float, age: int, d: int, pooled: int) -> str:
+        """E.g. "3.2 kW step at 18:03, 3.6 kW now; on weekdays 16-20 h the power held or rose in
+        4 of 8 similar quarters" (this hour's cell; the pooled one, "at any hour", when empty)."""
         local = dt.datetime.fromtimestamp(t + off, dt.UTC)
         band = local.hour // BAND_H * BAND_H
         days = "weekends" if local.weekday() >= 5 else "weekdays"
@@ -216,14 +222,8 @@ class Learner:
             what = f"{self.step_w / 1000:.1f} kW step at {on}, {p_w / 1000:.1f} kW now"
         else:
             what = f"{p_w / 1000:.1f} kW for {age // 60} min"
-        total = sum(mix)
-        acc, med = 0.0, 0.0
-        for i, c in enumerate(mix):
-            acc += c
-            if acc >= total / 2:
-                med = _bin_lo(i) + _bin_width(i) / 2
-                break
-        trend = ("usually stays" if abs(med) < Z_STEP else
-                 f"usually {'rises' if med > 0 else 'drops'} by {abs(med) / 1000:.1f} kW")
-        return (f"{what}; in {n[0]} similar quarters on {days} {band:02d}-{band + BAND_H:02d} h "
-                f"({n[1]} at any hour) the power then {trend}")
+        counts, where = self.counts.get(d), f"on {days} {band:02d}-{band + BAND_H:02d} h"
+        if not counts or not sum(counts):
+            counts, where = self.counts.get(pooled) or [0] * N_BINS, "at any hour"
+        held = sum(counts[HELD_BIN:])
+        return f"{what}; {where} the power held or rose in {held} of {sum(counts)} similar quarters"
