@@ -23,6 +23,8 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
+
 from peak_forecaster import learner
 from peak_forecaster.engine import PeakSettings, SiteEngine
 
@@ -135,3 +137,53 @@ def test_state_is_bounded_and_round_trips() -> None:
     eng, _ = run(scripted("2026-01-28T18:05:00+01:00"))
     again = SiteEngine.from_state(json.loads(json.dumps(eng.to_state())))
     assert again.learner == eng.learner
+
+
+@pytest.mark.slow
+def test_what_it_learned_survives_sigkill(mosquitto: Any, tmp_path: Any) -> None:
+    """The real service: the January days through the broker, the learned state written,
+    SIGKILL, a restart, 2 February: the probability by hand as above; then the
+    load-controller's control takes the sheddable part out of it."""
+    from test_pf_service import Service, publish_all
+
+    from support import Subscriber, wait_for
+
+    january = scripted("2026-01-29T20:00:00+01:00")
+    february = [r for r in scripted("2026-02-02T18:09:00+01:00") if r["ts"] > january[-1]["ts"]]
+    ref, _ = run(january)
+    svc = Service(mosquitto, tmp_path, "--threshold-w", "2800", client_id="pf-learn-kill")
+    sub = Subscriber(mosquitto.port, "p1/learn/peak")
+    state = tmp_path / "peak-forecaster" / "learn.json"
+
+    def written() -> bool:
+        try:
+            return json.loads(state.read_text())["learner"] == ref.learner.to_dict()
+        except (OSError, ValueError, KeyError):
+            return False
+
+    svc.start()
+    try:
+        publish_all(sub, january)
+        wait_for(lambda: any(m.json()["ts"] == january[-1]["ts"] for m in sub.messages), 30)
+        wait_for(written, 15)
+        svc.kill()
+        svc.start()
+        publish_all(sub, february[:-1])
+        wait_for(lambda: any(m.json()["ts"] == february[-2]["ts"] for m in sub.messages), 30)
+        # 18:08:50: E = 368 Wh, f = 368 x 4 + 3600 x 370 / 900 = 2952 W, z* = -369.7 W: 6 of 12
+        before = [m.json() for m in sub.messages if m.json()["ts"] == "2026-02-02T18:08:50+01:00"][-1]
+        assert before["probability"] == 0.5 and before["days_learned"] == 4
+        assert before["level"] != "alarm"  # minute 9 is where the learner may raise it
+        # the load-controller says 3240 W of it is a guarded output it can shed: P = 0 (above)
+        control = {"v": 1, "site": "learn", "ts": "2026-02-02T18:08:55+01:00", "watchdog": False, "outputs": [
+            {"id": "boiler", "kind": "relay", "mode": "on", "priority": 1, "decision": "on", "on": True,
+             "level_w": 3240.0, "reason": "on", "on_delay_remaining_s": None, "min_on_remaining_s": None,
+             "following": True, "device": "on", "seq": 1, "peak_guard": "active"}]}
+        sub.client.publish("p1/learn/control", json.dumps(control), qos=0)
+        publish_all(sub, february[-1:])
+        wait_for(lambda: any(m.json()["ts"] == february[-1]["ts"] for m in sub.messages), 30)
+        at = [m.json() for m in sub.messages if m.json()["ts"] == "2026-02-02T18:09:00+01:00"][-1]
+        assert at["probability"] == 0.0 and at["days_learned"] == 4 and at["level"] != "alarm"
+    finally:
+        svc.stop()
+        sub.close()
