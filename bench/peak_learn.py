@@ -142,7 +142,7 @@ def evaluate(job: tuple[str, int, str, int, float]) -> dict[str, Any]:
                     week = int((dt.datetime.fromisoformat(rec["start"]) - t_start).total_seconds() // (7 * 86400))
                     rows.append((rec["avg_w"] > rec["threshold_w"], week, rec["end"], rec["warned_at_default"],
                                  q["held_d"], rec["warned_at_rule"], q["held_r"], rec["warned_at_baseline"],
-                                 q["early"], q["pmax"], q["cold"], q["late"], q["p10"]))
+                                 q["early"], q["pmax"], q["cold"], q["late"], q["p10"], q["plate"]))
                 q = _fresh()
             _track(q, eng, res.peak, r["ts"])
         out[regime] = rows
@@ -153,7 +153,7 @@ def evaluate(job: tuple[str, int, str, int, float]) -> dict[str, Any]:
 
 def _fresh() -> dict[str, Any]:
     return {"held_d": None, "held_r": None, "early": False, "pmax": -1.0, "cold": False, "late": False,
-            "p10": None}
+            "p10": None, "plate": -1.0}
 
 
 def _track(q: dict[str, Any], eng: Any, peak: dict[str, Any] | None, ts: str) -> None:
@@ -171,8 +171,10 @@ def _track(q: dict[str, Any], eng: Any, peak: dict[str, Any] | None, ts: str) ->
             q["pmax"] = max(q["pmax"], p)
             if q["p10"] is None and e >= 600:
                 q["p10"] = p
+    elif p is None:
+        q["late"] = q["late"] or eng.rule.level == "alarm"
     else:
-        q["late"] = q["late"] or peak["forecast_w"] > peak["threshold_w"]
+        q["plate"] = max(q["plate"], p)
 
 
 # -- scores -------------------------------------------------------------------------------
@@ -197,7 +199,7 @@ def frontier_point(rows: list[tuple[Any, ...]], cut: float) -> tuple[float, floa
     pos = alarms = tp = caught = 0
     for r in rows:
         timely = r[8] or r[10] or r[9] >= cut
-        alarm = timely or r[11]
+        alarm = timely or r[11] or r[13] >= cut
         pos += r[0]
         alarms += alarm
         tp += alarm and r[0]

@@ -1,8 +1,8 @@
 """The per-site learner: scripted days with a step of known duration, probability by hand.
 
 The house: 360 W (1 Wh per 10 s reading), read from 15:00 to 20:00. On 4 weekdays in
-January, at 16:03:00 and at 18:03:00 a load brings it to 3600 W (10 Wh per reading): 4
-times for 25 min (an oven), 4 times for 10 min. At minute 10 of those quarters (16:10:00,
+January, at 16:03:00 and at 18:03:00 a load brings it to 3600 W (10 Wh per reading): 6
+times for 25 min (an oven), 2 times for 10 min. At minute 10 of those quarters (16:10:00,
 18:10:00: the learner's sample) the quarter has 18 + 42 x 10 = 438 Wh, the power is 3600 W, so the
 naive forecast f = 438 x 4 + 3600 x 300 / 900 = 2952 W; the quarter ends at
 (18 + 72 x 10) x 4 = 2952 W (25 min days: z = 0, bin [0, 250)) or (18 + 60 x 10 + 12) x 4
@@ -11,10 +11,14 @@ naive forecast f = 438 x 4 + 3600 x 300 / 900 = 2952 W; the quarter ends at
 On Monday 2 February (another month: the threshold is the manual 2800 W, January's peak
 of 2952 W does not count) the same step at 18:03: at 18:09:00 (minute 9, where the
 learner decides) E = 18 + 36 x 10 = 378 Wh, f = 378 x 4 + 3600 x 360 / 900 = 2952 W, the
-quarter ends above 2800 W iff z > (2800 - 2952) x 900 / 360 = -380 W. The cell
-(weekdays 16-20 h, >= 2.5 kW, on for 3-8 min) holds 4 + 4 samples; the pooled cell (all
-hours) the same 8, weighing 4 pseudo-samples: 4 + 2 above, 4 + 2 below: P = 6 / 12 =
-0.5, which is the cut-off: alarm at 18:09:00, 6 min before the end.
+quarter ends above 2800 W iff z > (2800 - 2952) x 900 / 360 = -380 W: bin [0, 250) is
+above, bin [-1500, -1250) below. The cell (weekdays 16-20 h, >= 2.5 kW, on for 3-8 min)
+holds 6 + 2 samples; the pooled cell (all hours) the same 8, weighing 4 pseudo-samples
+(3 + 1); the power class (>= 2.5 kW, any age) also has the 6 quarters after a 25 min step
+(minute 10 of the :15 quarter, the load on since :03: f = 600 x 4 + 3600 x 300 / 900 =
+3600 W, ends at (3600 x 780 + 360 x 120) / 900 = 3168 W, z = -1296 W): 6 above, 8 below,
+weighing 4 (24/14 + 32/14). P = (6 + 3 + 24/14) / (8 + 4 + 4) = 10.714 / 16 = 0.670, above
+the cut-off 0.6: alarm at 18:09:00, 6 min before the end.
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from peak_forecaster import learner
 from peak_forecaster.engine import PeakSettings, SiteEngine
 
 TZ = dt.timezone(dt.timedelta(hours=1))
-STEPS = {  # day -> ((start of the step, minutes on), ...): always 3.6 kW in all
-    "2026-01-26": ((16, 25), (18, 10)), "2026-01-27": ((16, 10), (18, 25)),
-    "2026-01-28": ((16, 25), (18, 10)), "2026-01-29": ((16, 10), (18, 25)),
+STEPS = {  # day -> ((hour of the step at :03, minutes on), ...): always 3.6 kW in all
+    "2026-01-26": ((16, 25), (18, 25)), "2026-01-27": ((16, 10), (18, 25)),
+    "2026-01-28": ((16, 25), (18, 25)), "2026-01-29": ((16, 25), (18, 10)),
     "2026-02-02": ((18, 25),),
 }
 _CACHE: dict[str, list[dict[str, Any]]] = {}
@@ -83,18 +87,20 @@ def test_learns_a_step_of_known_duration_and_warns_with_the_probability_by_hand(
     rs = scripted("2026-02-02T18:15:00+01:00")
     eng, peaks = run(rs[:-1])
     c = eng.learner.counts
-    # the 18:00 cell of weekdays: 4 samples at z = 0 (bin 13), 4 at z = -1296 W (bin 7)
+    # the 16-20 h cell of weekdays: 6 samples at z = 0 (bin 13), 2 at z = -1296 W (bin 7)
     cell = learner.N_POWER * learner.N_AGE * 4 + 2 * learner.N_AGE + 1
-    assert c[cell][13] == 4 and c[cell][7] == 4 and sum(c[cell]) == 8
+    assert c[cell][13] == 6 and c[cell][7] == 2 and sum(c[cell]) == 8
     assert c[learner.N_DETAIL + 2 * learner.N_AGE + 1] == c[cell]
+    power = c[learner.N_DETAIL + learner.N_POOLED + 2]
+    assert power[13] == 6 and power[7] == 8 and sum(power) == 14
     before, at = peaks["2026-02-02T18:08:50+01:00"], peaks["2026-02-02T18:09:00+01:00"]
     assert before["level"] != "alarm"
-    assert at["probability"] == 0.5
+    assert at["probability"] == 0.67
     assert at["level"] == "alarm" and at["warned_at"] == "2026-02-02T18:09:00+01:00"
     assert at["threshold_w"] == 2800.0
     assert at["days_learned"] == 4  # 26 .. 29 January are over
     assert at["reason"] == ("3.2 kW step at 18:03, 3.6 kW now; on weekdays 16-20 h the power held "
-                            "or rose in 4 of 8 similar quarters")
+                            "or rose in 6 of 8 similar quarters")
     q = eng.process(rs[-1]).quarters[0]
     assert q["avg_w"] == 2952.0 and q["warned_at"] == "2026-02-02T18:09:00+01:00"
 
@@ -170,9 +176,10 @@ def test_what_it_learned_survives_sigkill(mosquitto: Any, tmp_path: Any) -> None
         svc.start()
         publish_all(sub, february[:-1])
         wait_for(lambda: any(m.json()["ts"] == february[-2]["ts"] for m in sub.messages), 30)
-        # 18:08:50: E = 368 Wh, f = 368 x 4 + 3600 x 370 / 900 = 2952 W, z* = -369.7 W: 6 of 12
+        # 18:08:50: E = 368 Wh, f = 368 x 4 + 3600 x 370 / 900 = 2952 W, z* = -369.7 W: the
+        # same bins as at 18:09:00 above, 10.714 of 16
         before = [m.json() for m in sub.messages if m.json()["ts"] == "2026-02-02T18:08:50+01:00"][-1]
-        assert before["probability"] == 0.5 and before["days_learned"] == 4
+        assert before["probability"] == 0.67 and before["days_learned"] == 4
         assert before["level"] != "alarm"  # minute 9 is where the learner may raise it
         # the load-controller says 3240 W of it is a guarded output it can shed: P = 0 (above)
         control = {"v": 1, "site": "learn", "ts": "2026-02-02T18:08:55+01:00", "watchdog": False, "outputs": [

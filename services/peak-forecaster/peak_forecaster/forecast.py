@@ -129,10 +129,10 @@ class ForecastParams:
     lead) the alarm bound is ``confirm_fraction`` of the threshold; after it, the
     threshold itself."""
     learned_from_s: float = 540.0
-    learned_cut: float = 0.5
-    """Once the site's learner gives a probability: from ``learned_from_s`` to ``last_call_s``
-    the alarm is raised when P(the quarter ends above) >= ``learned_cut`` (instead of the
-    forecast bound); before and after, the bounds above."""
+    learned_cut: float = 0.6
+    """Once the site's learner gives a probability: from ``learned_from_s`` on the alarm is
+    raised when P(the quarter ends above) >= ``learned_cut`` (instead of the forecast
+    bounds); before it, the early bound above."""
 
     @property
     def stay_fraction(self) -> float:
@@ -223,7 +223,7 @@ class DefaultForecaster:
 
         bound = params.alarm_fraction(elapsed_s)
         target = self._target(forecast_w, threshold_w, params, bound, 0.0)
-        if p_above is not None and params.learned_from_s <= elapsed_s <= params.last_call_s:
+        if p_above is not None and elapsed_s >= params.learned_from_s:
             if p_above >= params.learned_cut:
                 target = "alarm"
             elif target == "alarm":

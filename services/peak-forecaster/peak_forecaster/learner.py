@@ -12,14 +12,16 @@ into a histogram of the situation's cell. A cell is (4-hour band of the day x we
 or weekend) x power class x age class, where the age is the time since the power last
 stepped by ``STEP_W`` or more between two readings (how long the load has been on):
 an oven that went on at 18:05 on weekdays stays on, a kettle at 07:00 goes off. Every
-sample also goes into the pooled cell of its (power class, age class), all hours, so
-a cell seen rarely borrows from the house's own habits at other hours.
+sample also goes into the pooled cell of its (power class, age class), all hours, and
+into the cell of its power class alone, so a situation seen rarely borrows from the
+house's own habits at other hours.
 
 The probability that the quarter ends above the threshold, at any reading, is the
-share of the cell's ``z`` above ``z* = (threshold - f) x 900 / r``; the detailed cell's
-counts plus ``POOL_WEIGHT`` pseudo-samples shaped like the pooled cell. Until the
-site has ``MIN_DAYS`` days of samples and its pooled cell ``MIN_SAMPLES`` samples,
-the probability is ``None`` and the forecaster uses its rule (cold start).
+share of the cell's ``z`` above ``z* = (threshold - f) x 900 / r``: the detailed cell's
+counts plus ``POOL_WEIGHT`` pseudo-samples shaped like the pooled cell and as many shaped
+like the power class's. Until ``MIN_DAYS`` days with samples are over and the power
+class has ``MIN_SAMPLES`` samples, the probability is ``None`` and the forecaster uses its
+rule (cold start).
 
 Memory: counts are small integers (a cell is halved when it reaches ``CELL_CAP``
 samples, so recent weeks weigh most); at most ``N_CELLS`` x ``N_BINS`` counts, stored
@@ -41,7 +43,8 @@ POWER_EDGES = (1500.0, 2500.0)
 AGE_EDGES = (180.0, 480.0)
 N_POWER, N_AGE = len(POWER_EDGES) + 1, len(AGE_EDGES) + 1
 N_DETAIL = N_SLOTS * N_POWER * N_AGE
-N_CELLS = N_DETAIL + N_POWER * N_AGE  # detailed + pooled
+N_POOLED = N_POWER * N_AGE
+N_CELLS = N_DETAIL + N_POOLED + N_POWER  # detailed + pooled + power class alone
 Z_LO, Z_STEP, Z_INNER = -3000.0, 250.0, 24
 N_BINS = Z_INNER + 2  # + a tail below Z_LO and one above Z_LO + Z_INNER x Z_STEP
 HELD_BIN = 1 + int((-Z_STEP - Z_LO) // Z_STEP)
@@ -52,7 +55,9 @@ POOL_WEIGHT = 4.0
 MIN_DAYS = 2
 MIN_SAMPLES = 8
 MAX_STATE_BYTES = 14_000
-"""A bound on ``len(json.dumps(learner.to_dict()))``, checked by the tests at the worst case."""
+"""A bound on ``len(json.dumps(learner.to_dict()))``, checked by the tests at the worst case:
+every cell with 26 counts under ``CELL_CAP`` in all, as many of them with 2 digits as that
+allows (11 x 10 + 9 x 1): 11.8 kB."""
 
 
 def _cls(x: float, edges: tuple[float, ...]) -> int:
@@ -95,6 +100,11 @@ def share_above(counts: list[float], z_star: float) -> float:
     return above / total
 
 
+def power_cell(pooled: int) -> int:
+    """The cell of the power class alone (all hours, any age) of a pooled cell."""
+    return N_DETAIL + N_POOLED + (pooled - N_DETAIL) // N_AGE
+
+
 def _slot(t: float, off: int) -> tuple[int, str]:
     d = dt.datetime.fromtimestamp(t + off, dt.UTC)
     weekend = d.weekday() >= 5
@@ -123,6 +133,9 @@ class Learner:
     """Days (the meter's) with samples that are over."""
     last_day: str | None = None
     samples: int = 0
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Not state: the slot of the running quarter and the last reason, so most readings need
+    no date arithmetic."""
 
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +150,10 @@ class Learner:
             cell = int(k)
             if not 0 <= cell < N_CELLS or not isinstance(v, list) or len(v) != N_BINS:
                 raise ValueError(f"learner.counts[{k}]: not a cell of {N_BINS} counts")
-            counts[cell] = [max(0, min(CELL_CAP, int(c))) for c in v]
+            cnt = [max(0, min(CELL_CAP, int(c))) for c in v]
+            while sum(cnt) >= CELL_CAP:  # as learning keeps it: under CELL_CAP samples a cell
+                cnt = [c // 2 for c in cnt]
+            counts[cell] = cnt
         pending = d.get("pending")
         return cls(counts, d.get("last_w"), d.get("step_t"), float(d.get("step_w") or 0.0),
                    list(pending) if isinstance(pending, list) and len(pending) == 4 else None,
@@ -155,11 +171,15 @@ class Learner:
         self.last_w = raw_w
 
     def cells(self, t: float, off: int, p_w: float) -> tuple[int, int, int]:
-        """(detailed cell, pooled cell, age in s) of the situation at ``t``."""
+        """(detailed cell, pooled cell, age in s) of the situation at ``t``; the power
+        class's own cell is :func:`power_cell` of the pooled one."""
         age = t - self.step_t if self.step_t is not None else 0.0
-        slot, _ = _slot(t, off)
+        qi = (t + off) // 900.0
+        if self._memo.get("qi") != qi:  # a band of the day holds whole quarters
+            self._memo["qi"], self._memo["slot"] = qi, _slot(t, off)[0]
+        slot = self._memo["slot"]
         pa = _cls(p_w, POWER_EDGES) * N_AGE + _cls(age, AGE_EDGES)
-        return slot * N_POWER * N_AGE + pa, N_DETAIL + pa, int(age)
+        return slot * N_POOLED + pa, N_DETAIL + pa, int(age)
 
     def note(self, t: float, off: int, elapsed_s: float, p_w: float, f_w: float) -> None:
         """The quarter's sample instant: remember the situation and the naive forecast."""
@@ -174,7 +194,7 @@ class Learner:
             return
         d, pooled, f_w, r = pending
         b = _bin((avg_w - f_w) * 900.0 / r)
-        for cell in (int(d), int(pooled)):
+        for cell in (int(d), int(pooled), power_cell(int(pooled))):
             c = self.counts.setdefault(cell, [0] * N_BINS)
             c[b] += 1
             if sum(c) >= CELL_CAP:
@@ -187,16 +207,19 @@ class Learner:
 
     # -- estimating ----------------------------------------------------------------------
     def mixed(self, d: int, pooled: int) -> tuple[list[float], int, int]:
-        """The detailed cell's counts + POOL_WEIGHT samples shaped like the pooled cell."""
+        """The detailed cell's counts + ``POOL_WEIGHT`` samples shaped like the pooled cell +
+        ``POOL_WEIGHT`` shaped like the power class's cell; (mix, n detailed, n power class)."""
         det = self.counts.get(d)
-        pool = self.counts.get(pooled)
-        n_pool = sum(pool) if pool else 0
-        n_det = sum(det) if det else 0
         mix = [float(x) for x in det] if det else [0.0] * N_BINS
-        if pool and n_pool:
-            w = POOL_WEIGHT / n_pool
-            mix = [m + w * x for m, x in zip(mix, pool, strict=True)]
-        return mix, n_det, n_pool
+        n = [sum(det) if det else 0, 0]
+        for i, cell in enumerate((pooled, power_cell(pooled))):
+            c = self.counts.get(cell)
+            total = sum(c) if c else 0
+            if c and total:
+                w = POOL_WEIGHT / total
+                mix = [m + w * x for m, x in zip(mix, c, strict=True)]
+            n[1] = total if i == 1 else n[1]
+        return mix, n[0], n[1]
 
     def estimate(self, t: float, off: int, elapsed_s: float, p_w: float, f_w: float,
                  threshold_w: float) -> Estimate:
@@ -204,12 +227,15 @@ class Learner:
         d, pooled, age = self.cells(t, off, p_w)
         if self.days_learned < MIN_DAYS:
             return Estimate(None, f"learning this house: {self.days_learned} of {MIN_DAYS} days", 0)
-        mix, n_det, n_pool = self.mixed(d, pooled)
-        if n_pool < MIN_SAMPLES:
-            return Estimate(None, f"learning this house: {n_pool} of {MIN_SAMPLES} similar quarters seen", 0)
+        mix, n_det, n_power = self.mixed(d, pooled)
+        if n_power < MIN_SAMPLES:
+            return Estimate(None, f"learning this house: {n_power} of {MIN_SAMPLES} quarters at this power seen", 0)
         r = max(1.0, 900.0 - elapsed_s)
         prob = share_above(mix, (threshold_w - f_w) * 900.0 / r)
-        return Estimate(prob, self._reason(t, off, p_w, age, d, pooled), n_det)
+        key = (d, pooled, round(p_w / 100.0), self.step_t, age // 60, self.samples)
+        if self._memo.get("reason_key") != key:
+            self._memo["reason_key"], self._memo["reason"] = key, self._reason(t, off, p_w, age, d, pooled)
+        return Estimate(prob, self._memo["reason"], n_det)
 
     def _reason(self, t: float, off: int, p_w: float, age: int, d: int, pooled: int) -> str:
         """E.g. "3.2 kW step at 18:03, 3.6 kW now; on weekdays 16-20 h the power held or rose in
