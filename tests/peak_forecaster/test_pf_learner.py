@@ -18,7 +18,7 @@ holds 6 + 2 samples; the pooled cell (all hours) the same 8, weighing 4 pseudo-s
 (minute 10 of the :15 quarter, the load on since :03: f = 600 x 4 + 3600 x 300 / 900 =
 3600 W, ends at (3600 x 780 + 360 x 120) / 900 = 3168 W, z = -1296 W): 6 above, 8 below,
 weighing 4 (24/14 + 32/14). P = (6 + 3 + 24/14) / (8 + 4 + 4) = 10.714 / 16 = 0.670, above
-the cut-off 0.6: alarm at 18:09:00, 6 min before the end.
+the cut-off 0.6 (``PEAK_LEARNED_CUT``, opt-in): alarm at 18:09:00, 6 min before the end.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ import pytest
 
 from peak_forecaster import learner
 from peak_forecaster.engine import PeakSettings, SiteEngine
+from peak_forecaster.forecast import ForecastParams
+
+LEARNED = ForecastParams(learned_cut=0.6)  # opt-in: the learner decides the alarm
 
 TZ = dt.timezone(dt.timedelta(hours=1))
 STEPS = {  # day -> ((hour of the step at :03, minutes on), ...): always 3.6 kW in all
@@ -73,7 +76,7 @@ def reading(ts: str, wh: int, power_w: int) -> dict[str, Any]:
 
 
 def run(readings: list[dict[str, Any]], engine: SiteEngine | None = None) -> tuple[SiteEngine, dict[str, Any]]:
-    eng = engine or SiteEngine("learn", PeakSettings(manual_threshold_w=2800.0))
+    eng = engine or SiteEngine("learn", PeakSettings(manual_threshold_w=2800.0), LEARNED)
     peaks: dict[str, Any] = {}
     for r in readings:
         res = eng.process(r)
@@ -101,6 +104,10 @@ def test_learns_a_step_of_known_duration_and_warns_with_the_probability_by_hand(
     assert at["days_learned"] == 4  # 26 .. 29 January are over
     assert at["reason"] == ("3.2 kW step at 18:03, 3.6 kW now; on weekdays 16-20 h the power held "
                             "or rose in 6 of 8 similar quarters")
+    # without the opt-in (the shipped default) the same probability is stated on the rule's level
+    _, stated = run(rs[:-1], SiteEngine("learn", PeakSettings(manual_threshold_w=2800.0)))
+    assert stated["2026-02-02T18:09:00+01:00"]["probability"] == 0.67
+    assert stated["2026-02-02T18:09:00+01:00"]["level"] != "alarm"  # the rule's: 140 % before minute 10
     q = eng.process(rs[-1]).quarters[0]
     assert q["avg_w"] == 2952.0 and q["warned_at"] == "2026-02-02T18:09:00+01:00"
 
@@ -118,7 +125,7 @@ def test_what_the_load_controller_can_shed_is_not_the_uncertain_part() -> None:
 def test_cold_start_is_todays_rule() -> None:
     """Until the learner has 2 days, the default's levels are exactly the rule's."""
     rs = scripted("2026-01-27T20:00:00+01:00")
-    eng = SiteEngine("learn", PeakSettings(manual_threshold_w=2500.0))
+    eng = SiteEngine("learn", PeakSettings(manual_threshold_w=2500.0), LEARNED)
     alarms = 0
     for r in rs:
         res = eng.process(r)
@@ -157,7 +164,8 @@ def test_what_it_learned_survives_sigkill(mosquitto: Any, tmp_path: Any) -> None
     january = scripted("2026-01-29T20:00:00+01:00")
     february = [r for r in scripted("2026-02-02T18:09:00+01:00") if r["ts"] > january[-1]["ts"]]
     ref, _ = run(january)
-    svc = Service(mosquitto, tmp_path, "--threshold-w", "2800", client_id="pf-learn-kill")
+    svc = Service(mosquitto, tmp_path, "--threshold-w", "2800", "--learned-cut", "0.6",
+                  client_id="pf-learn-kill")
     sub = Subscriber(mosquitto.port, "p1/learn/peak")
     state = tmp_path / "peak-forecaster" / "learn.json"
 

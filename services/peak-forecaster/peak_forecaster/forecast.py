@@ -129,10 +129,11 @@ class ForecastParams:
     lead) the alarm bound is ``confirm_fraction`` of the threshold; after it, the
     threshold itself."""
     learned_from_s: float = 540.0
-    learned_cut: float = 0.6
-    """Once the site's learner gives a probability: from ``learned_from_s`` on the alarm is
-    raised when P(the quarter ends above) >= ``learned_cut`` (instead of the forecast
-    bounds); before it, the early bound above."""
+    learned_cut: float | None = None
+    """When set (opt-in, ``PEAK_LEARNED_CUT``; 0.6 is the cut-off the benchmark chose) and the
+    site's learner gives a probability: from ``learned_from_s`` on the alarm is raised when
+    P(the quarter ends above) >= ``learned_cut`` instead of the forecast bounds (before it,
+    the early bound above). ``None``: the rule alone decides; the probability is stated."""
 
     @property
     def stay_fraction(self) -> float:
@@ -223,7 +224,7 @@ class DefaultForecaster:
 
         bound = params.alarm_fraction(elapsed_s)
         target = self._target(forecast_w, threshold_w, params, bound, 0.0)
-        if p_above is not None and elapsed_s >= params.learned_from_s:
+        if p_above is not None and params.learned_cut is not None and elapsed_s >= params.learned_from_s:
             if p_above >= params.learned_cut:
                 target = "alarm"
             elif target == "alarm":
