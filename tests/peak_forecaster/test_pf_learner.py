@@ -202,3 +202,17 @@ def test_what_it_learned_survives_sigkill(mosquitto: Any, tmp_path: Any) -> None
     finally:
         svc.stop()
         sub.close()
+
+
+def test_a_bad_cut_off_is_refused_naming_the_variable(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    for env, args, want in ((
+        {"PEAK_LEARNED_CUT": "1.5"}, [], "PEAK_LEARNED_CUT: 1.5 is above the maximum 1.0"), (
+        {}, ["--learned-cut", "0.01"], "--learned-cut: 0.01 must be in 0.05..1")):
+        out = subprocess.run([sys.executable, "-m", "peak_forecaster.cli", "run", *args],
+                             env={**os.environ, "P1_STATE_DIR": str(tmp_path), **env},
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2 and want in out.stderr, out.stderr
