@@ -90,6 +90,7 @@ test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m 'not slow' -x
 
 bench: setup
+	$(PIP) install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(VENV)/bin/python -m bench.run
 
 soak: setup

@@ -59,6 +59,9 @@ FORECASTER = {
     "peak_threshold": ("W", "power", "measurement", "peak", "threshold_w"),
     "peak_level": (None, "enum", None, "peak", "level"),
     "quarter_avg_source": (None, "enum", None, "peak", "avg_source"),
+    # the learner: cold in this short run, so no probability (unknown, never invented)
+    "peak_probability": ("%", None, "measurement", "peak", "probability"),
+    "peak_days_learned": (None, None, None, "peak", "days_learned"),
     "month_peak": ("W", "power", "measurement", "peak/month", "peak_w"),
     "billed_peak": ("W", "power", "measurement", "peak/month", "billed_w"),
     "capacity_cost": ("EUR", "monetary", None, "peak/month", "cost_eur_year"),

@@ -159,6 +159,9 @@ def test_quarter_joined_with_the_meters_average(browser, stack, artifacts):  # n
         assert text(pg, "#avg_note") == (
             "Started in the middle of this quarter (at 10:07:00): the energy before 10:07:00 comes "
             "from the meter's own quarter average (1-0:1.4.0), the rest from its counters.")
+        # the site's learner has seen nothing yet: no probability, what it needs, 0 days
+        assert (text(pg, "#probability"), text(pg, "#reason"), text(pg, "#days_learned")) == (
+            "–", "learning this house: 0 of 2 days", "0 days")
         check_clean(pg)
         shoot(pg, artifacts, "peak-join-meter-desktop")
     finally:

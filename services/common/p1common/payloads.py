@@ -308,6 +308,14 @@ class Peak(_Model):
     meter_diff_w: SignedPeakW | None = Field(
         None, description="our energy so far / elapsed minus meter_avg_demand_w (like for like)")
     warned_at: Iso | None = Field(None, description="first alarm of this quarter")
+    probability: float | None = Field(
+        None, ge=0, le=1,
+        description="the site's learner: probability that the quarter ends above threshold_w "
+                    "(absent while it is still learning the house)")
+    reason: str | None = Field(
+        None, max_length=300, description="the learner's view in words: the load, its hour, what it usually does")
+    days_learned: int | None = Field(
+        None, ge=0, le=100_000, description="days of quarters the site's learner has learned from")
 
 
 class QuarterRecord(_Model):
@@ -328,6 +336,8 @@ class QuarterRecord(_Model):
     algorithm: Literal["default", "baseline"] | None = None
     warned_at_default: Iso | None = None
     warned_at_baseline: Iso | None = None
+    warned_at_rule: Iso | None = Field(
+        None, description="first alarm of the default's rule alone (without the site's learner)")
 
 
 class MonthPeakEntry(_Model):

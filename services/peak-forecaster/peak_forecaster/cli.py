@@ -16,6 +16,7 @@ from typing import Any
 from p1common.settings import Env, SettingsError
 
 from .engine import ALGORITHMS, BadReading, PeakSettings, SiteEngine
+from .forecast import ForecastParams
 
 ENV_HELP = """\
 environment (CLI flags override):
@@ -27,6 +28,8 @@ environment (CLI flags override):
   PEAK_MANUAL_THRESHOLD_W   threshold until a p1/config/<site>/peak arrives (default 2500)
   PEAK_PRICE_EUR_PER_KW_YEAR  price until a config arrives (default 53)
   PEAK_ALGORITHM            default | baseline, until a config arrives
+  PEAK_LEARNED_CUT          0.05-1: the default alarms when the site's learner gives at least
+                            this probability (opt-in; unset: today's rule, probability stated)
 """
 
 
@@ -138,6 +141,14 @@ def _defaults(env: Env, args: argparse.Namespace) -> PeakSettings:
     return PeakSettings(thr, price, algo)
 
 
+def _learned_cut(env: Env, args: argparse.Namespace) -> float | None:
+    cut = args.learned_cut if args.learned_cut is not None else (
+        env.float("PEAK_LEARNED_CUT", 0.0, lo=0.05, hi=1.0) if env.opt("PEAK_LEARNED_CUT") else None)
+    if cut is not None and not 0.05 <= cut <= 1.0:
+        raise SettingsError(f"--learned-cut: {cut} must be in 0.05..1")
+    return cut
+
+
 def _run(args: argparse.Namespace) -> int:
     from p1common.service import ServiceRuntime, state_dir
 
@@ -154,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     defaults = _defaults(env, args)
     runtime = ServiceRuntime("peak-forecaster")
     sdir = Path(args.state_dir) if args.state_dir else state_dir("peak-forecaster")
-    svc = PeakService(runtime, Options(shards, shard, sdir, persist_s, ha, defaults))
+    svc = PeakService(runtime, Options(shards, shard, sdir, persist_s, ha, defaults),
+                      ForecastParams(learned_cut=_learned_cut(env, args)))
     svc.start()
     try:
         runtime.run_until_stopped(svc.tick, 1.0)
@@ -187,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", default=None, help="state folder (default $P1_STATE_DIR/peak-forecaster)")
     run.add_argument("--persist-s", type=float, default=None, help="state write interval (PEAK_PERSIST_S)")
     run.add_argument("--no-ha-discovery", action="store_true", help="no Home Assistant discovery")
+    run.add_argument("--learned-cut", type=float, default=None, metavar="P",
+                     help="alarm when the site's learner gives at least this probability "
+                     "(PEAK_LEARNED_CUT; default: today's rule alone, the probability stated)")
     common(run)
 
     rp = sub.add_parser(

@@ -19,10 +19,13 @@ from .forecast import (
     ForecastParams,
     headroom_w,
 )
+from .learner import Estimate, Learner
 from .months import MonthState
 from .quarters import QUARTER_S, ClosedQuarter, QuarterTracker, Step, iso, local_month, parse_ts
 
 STATE_VERSION = 1
+CONTROL_FRESH_S = 30.0
+"""The load-controller's ``control`` counts for this long (reading time)."""
 ALGORITHMS = ("default", "baseline")
 
 
@@ -102,8 +105,15 @@ class SiteEngine:
         self.month = MonthState()
         self.baseline = BaselineForecaster()
         self.default = DefaultForecaster()
+        self.rule = DefaultForecaster()
+        """Today's rule alone (the default without the learner), for comparison."""
+        self.learner = Learner()
+        self.estimate: Estimate | None = None
+        self.controlled_w = 0.0
+        """What the load-controller can shed (its ``control``), at ``controlled_t``."""
+        self.controlled_t: float | None = None
         self.q_threshold_w: float | None = None
-        self.q_warned_at: dict[str, str | None] = {"default": None, "baseline": None}
+        self.q_warned_at: dict[str, str | None] = {"default": None, "baseline": None, "rule": None}
         self._last_history: Any = None
         self._last_month_record: dict[str, Any] | None = None
 
@@ -117,6 +127,8 @@ class SiteEngine:
             "month": self.month.to_dict(),
             "baseline": self.baseline.to_dict(),
             "default": self.default.to_dict(),
+            "rule": self.rule.to_dict(),
+            "learner": self.learner.to_dict(),
             "q_threshold_w": self.q_threshold_w,
             "q_warned_at": dict(self.q_warned_at),
         }
@@ -133,8 +145,11 @@ class SiteEngine:
         eng.month = MonthState.from_dict(state["month"])
         eng.baseline = BaselineForecaster.from_dict(state["baseline"])
         eng.default = DefaultForecaster.from_dict(state["default"])
+        eng.rule = DefaultForecaster.from_dict(state.get("rule") or state["default"])
+        eng.learner = Learner.from_dict(state.get("learner") or {})
         eng.q_threshold_w = state.get("q_threshold_w")
-        eng.q_warned_at = dict(state.get("q_warned_at") or {"default": None, "baseline": None})
+        eng.q_warned_at = {"default": None, "baseline": None, "rule": None,
+                           **(state.get("q_warned_at") or {})}
         return eng
 
     # -- configuration -------------------------------------------------------------------
@@ -143,6 +158,10 @@ class SiteEngine:
             if settings.price_eur_per_kw_year != self.settings.price_eur_per_kw_year:
                 self.month.dirty = True
             self.settings = settings
+
+    def set_controlled(self, t: float, watts: float) -> None:
+        """The load-controller's sheddable power (W) as of ``t`` (its ``control``)."""
+        self.controlled_t, self.controlled_w = t, max(0.0, watts)
 
     @property
     def threshold_w(self) -> float:
@@ -182,6 +201,8 @@ class SiteEngine:
         """A quarter is over: its ``peak/quarter`` record, the month's peak, a new quarter."""
         self._enter_month(local_month(quarter.start_t, quarter.start_off), res)
         res.quarters.append(self._quarter_record(quarter))
+        whole = quarter.complete and quarter.avg_source != "partial"
+        self.learner.close_quarter(quarter.avg_w if whole else None, quarter.start_t, quarter.start_off)
         self.month.add_quarter(quarter.avg_w, quarter.start)
         self._new_quarter()
 
@@ -195,6 +216,7 @@ class SiteEngine:
             "warned_at": self.q_warned_at.get(self.settings.algorithm),
             "warned_at_default": self.q_warned_at.get("default"),
             "warned_at_baseline": self.q_warned_at.get("baseline"),
+            "warned_at_rule": self.q_warned_at.get("rule"),
             "algorithm": self.settings.algorithm,
             "flags": quarter.flags,
             "avg_source": quarter.avg_source,
@@ -226,6 +248,7 @@ class SiteEngine:
         """Both forecasters' view of the running quarter (their warnings noted); the chosen one."""
         tracker = self.tracker
         elapsed, energy = tracker.elapsed_s, tracker.energy_wh
+        raw_w = power_w
         if power_w is None and step.prev_t is not None and step.t > step.prev_t and step.prev_wh is not None:
             power_w = (tracker.last_wh - step.prev_wh) * 3600.0 / (step.t - step.prev_t)
         # where the quarter stood at the reading before (0 when this one opened it)
@@ -236,12 +259,32 @@ class SiteEngine:
             prev_energy = (step.prev_wh or 0.0) - tracker.q_start_wh
         by_baseline = self.baseline.update(
             elapsed, energy, prev_elapsed, prev_energy, power_w, threshold_w)
-        by_default = self.default.update(step.t, elapsed, energy, power_w, threshold_w, self.params)
-        if by_baseline.warned:
-            self.q_warned_at["baseline"] = ts
-        if by_default.warned:
-            self.q_warned_at["default"] = ts
+        self.learner.observe_power(step.t, raw_w)
+        if power_w is not None:
+            self.default.smooth(step.t, power_w, self.params)
+        self.estimate = self._estimate(step.t, elapsed, energy, threshold_w)
+        p_fast, p_base = self.default.p_fast_w, self.default.p_base_w
+        prob = self.estimate.probability if self.estimate else None
+        by_default = self.default.decide(step.t, elapsed, energy, threshold_w, self.params, prob,
+                                         p_fast, p_base)
+        by_rule = self.rule.decide(step.t, elapsed, energy, threshold_w, self.params, None, p_fast, p_base)
+        for name, fc in (("baseline", by_baseline), ("default", by_default), ("rule", by_rule)):
+            if fc.warned:
+                self.q_warned_at[name] = ts
         return by_baseline if self.settings.algorithm == "baseline" else by_default
+
+    def _estimate(self, t: float, elapsed: float, energy: float, threshold_w: float) -> Estimate | None:
+        """The learner's view: note the quarter's sample, P(ends above) and why."""
+        p = self.default.p_fast_w
+        if p is None or not self.tracker.complete:
+            return None
+        p_free = p  # the part nobody controls: only that one is forecast as staying on
+        if self.controlled_t is not None and abs(t - self.controlled_t) <= CONTROL_FRESH_S:
+            p_free = max(0.0, p - self.controlled_w)
+        f_w = energy * 3600.0 / QUARTER_S + p_free * max(0.0, QUARTER_S - elapsed) / QUARTER_S
+        off = self.tracker.q_off
+        self.learner.note(t, off, elapsed, p, f_w)
+        return self.learner.estimate(t, off, elapsed, p, f_w, threshold_w)
 
     def _peak(
         self, ts: str, threshold_w: float, forecast: Forecast, meter_avg_w: float | None,
@@ -278,6 +321,11 @@ class SiteEngine:
         warned = self.q_warned_at.get(self.settings.algorithm)
         if warned:
             peak["warned_at"] = warned
+        peak["days_learned"] = self.learner.days_learned
+        if self.estimate is not None:
+            if self.estimate.probability is not None:
+                peak["probability"] = round(self.estimate.probability, 3)
+            peak["reason"] = self.estimate.reason
         return peak
 
     def _month_record(self, res: Result) -> None:
@@ -297,4 +345,5 @@ class SiteEngine:
     def _new_quarter(self) -> None:
         self.baseline.new_quarter()
         self.default.new_quarter()
-        self.q_warned_at = {"default": None, "baseline": None}
+        self.rule.new_quarter()
+        self.q_warned_at = {"default": None, "baseline": None, "rule": None}

@@ -128,6 +128,12 @@ class ForecastParams:
     """From ``confirm_s`` to ``last_call_s`` (the last moment that still gives 4 min of
     lead) the alarm bound is ``confirm_fraction`` of the threshold; after it, the
     threshold itself."""
+    learned_from_s: float = 540.0
+    learned_cut: float | None = None
+    """When set (opt-in, ``PEAK_LEARNED_CUT``; 0.6 is the cut-off the benchmark chose) and the
+    site's learner gives a probability: from ``learned_from_s`` on the alarm is raised when
+    P(the quarter ends above) >= ``learned_cut`` instead of the forecast bounds (before it,
+    the early bound above). ``None``: the rule alone decides; the probability is stated."""
 
     @property
     def stay_fraction(self) -> float:
@@ -181,7 +187,7 @@ class DefaultForecaster:
     def new_quarter(self) -> None:
         self.level, self.below_since, self.alarmed = "ok", None, False
 
-    def _smooth(self, t: float, power_w: float, params: ForecastParams) -> None:
+    def smooth(self, t: float, power_w: float, params: ForecastParams) -> None:
         if self.p_fast_w is None or self.p_base_w is None or self.last_t is None:
             self.p_fast_w = self.p_base_w = power_w
         else:
@@ -194,12 +200,22 @@ class DefaultForecaster:
 
     def update(
         self, t: float, elapsed_s: float, energy_wh: float, power_w: float | None,
-        threshold_w: float, params: ForecastParams,
+        threshold_w: float, params: ForecastParams, p_above: float | None = None,
     ) -> Forecast:
+        """Smooth the power, then :meth:`decide`."""
         if power_w is not None:
-            self._smooth(t, power_w, params)
-        p = self.p_fast_w if self.p_fast_w is not None else 0.0
-        b = self.p_base_w if self.p_base_w is not None else p
+            self.smooth(t, power_w, params)
+        return self.decide(t, elapsed_s, energy_wh, threshold_w, params, p_above,
+                           self.p_fast_w, self.p_base_w)
+
+    def decide(
+        self, t: float, elapsed_s: float, energy_wh: float, threshold_w: float,
+        params: ForecastParams, p_above: float | None, p_fast_w: float | None, p_base_w: float | None,
+    ) -> Forecast:
+        """The forecast and the level from the smoothed powers (``p_above``: the learner's
+        probability, ``None`` while it learns: then the rule alone decides)."""
+        p = p_fast_w if p_fast_w is not None else 0.0
+        b = p_base_w if p_base_w is not None else p
         r = max(0.0, QUARTER_S - elapsed_s)
         tau = params.persist_tau_s
         rest_wh = (b * r + (p - b) * tau * (1.0 - math.exp(-r / tau))) / 3600.0
@@ -208,6 +224,11 @@ class DefaultForecaster:
 
         bound = params.alarm_fraction(elapsed_s)
         target = self._target(forecast_w, threshold_w, params, bound, 0.0)
+        if p_above is not None and params.learned_cut is not None and elapsed_s >= params.learned_from_s:
+            if p_above >= params.learned_cut:
+                target = "alarm"
+            elif target == "alarm":
+                target = "warn"
         cur = LEVELS.index(self.level)
         if LEVELS.index(target) >= cur:
             self.level, self.below_since = target, None

@@ -20,7 +20,16 @@ from pydantic import ValidationError
 
 from p1common.discovery import EntityDescription, discovery_messages
 from p1common.mqtt import BadPayload, decode_json_object
-from p1common.payloads import MonthRecord, Peak, PeakConfig, QuarterRecord, built
+from p1common.payloads import (
+    Control,
+    MonthRecord,
+    Peak,
+    PeakConfig,
+    QuarterRecord,
+    Refused,
+    built,
+    check,
+)
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.plausibility import Implausible, ReadingGuard
 from p1common.service import ServiceRuntime
@@ -28,6 +37,7 @@ from p1common.topics import HA_STATUS_TOPIC, shard_of
 
 from .engine import BadReading, PeakSettings, SiteEngine
 from .forecast import ForecastParams
+from .quarters import parse_ts
 
 log = logging.getLogger("peak-forecaster")
 
@@ -69,6 +79,14 @@ HA_PEAK: tuple[EntityDescription, ...] = (
     EntityDescription("quarter_avg_source", "Quarter average source", field="avg_source",
                       device_class="enum", options=("meter", "counters", "partial"),
                       entity_category="diagnostic"),
+    # the site's learner: P(the quarter ends above the threshold) in %, why, and how long it learned
+    EntityDescription("peak_probability", "Quarter peak probability", field="probability", unit="%",
+                      state_class="measurement", icon="mdi:chart-bell-curve",
+                      value_template="{{ (value_json.probability * 100) | round(1) "
+                                     "if value_json.probability is defined else None }}",
+                      attributes=("reason", "days_learned")),
+    EntityDescription("peak_days_learned", "Peak learner days learned", field="days_learned",
+                      icon="mdi:school", entity_category="diagnostic"),
 )
 HA_MONTH: tuple[EntityDescription, ...] = (
     _pw("month_peak", "Month peak", "peak_w"),
@@ -109,6 +127,7 @@ class PeakService:
         m = self.rt.mqtt
         m.subscribe(self.topics.all_sites("reading"), self.on_reading)
         m.subscribe(self.topics.configs("+"), self.on_config, qos=1)
+        m.subscribe(self.topics.all_sites("control"), self.on_control)
         if self.opts.ha_discovery:
             m.subscribe(HA_STATUS_TOPIC, self.on_ha_status)
             m.on_connected(self._rediscover)
@@ -264,6 +283,27 @@ class PeakService:
             m.publish_json(self.topics.peak_month(site), month, qos=1, retain=True)
         log.info("site %s: re-sent the last %d closed quarter(s)%s from before the restart",
                  site, len(quarters), " and the month record" if month else "")
+
+    def on_control(self, topic: str, payload: bytes) -> None:
+        """The load-controller's ``control``: the power of the outputs its peak guard can shed
+        (guarded, on) is not forecast as staying on by the site's learner."""
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.kind != "control" or parsed.site is None or not payload:
+            return
+        site = parsed.site
+        if not self.mine(site):
+            return
+        doc = decode_json_object(payload)
+        try:
+            check(Control, doc, tolerate_extra=True)
+        except Refused as exc:
+            raise BadPayload(f"control of {site} refused: {exc}") from None
+        sheddable = sum(float(o["level_w"]) for o in doc["outputs"]
+                        if o.get("on") and o.get("peak_guard") is not None)
+        with self.lock:
+            eng = self.engines.get(site)
+            if eng is not None:
+                eng.set_controlled(parse_ts(doc["ts"])[0], sheddable)
 
     def on_config(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)

@@ -38,6 +38,10 @@
     set("threshold_w", fmt.w(p.threshold_w));
     set("headroom_w", (low ? "at most " : "") + fmt.w(p.headroom_w));
     showSource(p);
+    /* the site's learner: P(the quarter ends above the threshold), why, how long it learned */
+    set("probability", p.probability == null ? "–" : Math.round(100 * p.probability) + " %");
+    set("reason", p.reason || "–");
+    set("days_learned", p.days_learned == null ? "–" : p.days_learned + (p.days_learned === 1 ? " day" : " days"));
     set("meter_avg_demand_w", fmt.w(p.meter_avg_demand_w));
     set("peak_ts", fmt.time(p.ts));
     set("quarter_start", "from " + fmt.time(p.quarter_start));
