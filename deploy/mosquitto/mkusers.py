@@ -5,7 +5,7 @@ One MQTT user per service and per device; each may write only its own topics:
 
     python3 deploy/mosquitto/mkusers.py --out deploy/mosquitto/generated \\
         --device home:output:boiler --device home:output:heatpump-relay:heatpump \\
-        --device home:monitor:hall-monitor
+        --device home:monitor:hall-monitor --device home:dongle:p1-dongle
 
 writes, in --out (keep it out of git; the folder gets a .gitignore):
   passwd         Mosquitto password file (PBKDF2-SHA512, Mosquitto 2 format)
@@ -14,8 +14,9 @@ writes, in --out (keep it out of git; the folder gets a .gitignore):
   env/<service>.env  MQTT_URL and MQTT_CLIENT_ID for each service (compose env_file, k8s Secret)
 
 Devices: ``SITE:output:DEVICE_ID[:OUTPUT_ID]`` (mini-switch, switcher: read their own
-``set`` and config, write their own ``state``) or ``SITE:monitor:DEVICE_ID`` (LED
-monitor: reads live, peak and its config). A device logs in with its DEVICE_ID as
+``set`` and config, write their own ``state``), ``SITE:monitor:DEVICE_ID`` (LED
+monitor: reads live, peak and its config) or ``SITE:dongle:DEVICE_ID`` (the ESP P1 dongle:
+writes the site's raw telegrams, ``p1/SITE/raw``, and reads nothing). A device logs in with its DEVICE_ID as
 user name AND as client id (its ``device_id`` setting): the broker runs with
 ``use_username_as_clientid``, so nobody can take over another client's id or write
 another client's ``p1/status/<client-id>``.
@@ -51,7 +52,8 @@ ITERATIONS = 101  # Mosquitto 2's default for $7$ (PBKDF2-SHA512)
 # service user -> (read patterns, write patterns); {p} = topic prefix
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "p1-reader": (
-        ("{p}/config/#", "homeassistant/status"),
+        # {p}/+/raw: P1_SOURCE=mqtt reads a dongle's telegrams
+        ("{p}/config/#", "{p}/+/raw", "homeassistant/status"),
         ("{p}/+/reading", "{p}/+/live", "{p}/+/raw", "homeassistant/#"),
     ),
     "bridge-multicast": (
@@ -59,7 +61,8 @@ SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("{p}/+/reading", "{p}/+/live"),
     ),
     "peak-forecaster": (
-        ("{p}/+/reading", "{p}/config/#", "homeassistant/status"),
+        # {p}/+/control: the outputs the load-controller can shed leave the learner's forecast
+        ("{p}/+/reading", "{p}/+/control", "{p}/config/#", "homeassistant/status"),
         ("{p}/+/peak", "{p}/+/peak/quarter", "{p}/+/peak/month", "homeassistant/#"),
     ),
     "load-controller": (
@@ -107,9 +110,10 @@ def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
 
 def parse_device(spec: str) -> tuple[str, str, str, str]:
     parts = spec.split(":")
-    if len(parts) not in (3, 4) or parts[1] not in ("output", "monitor"):
-        raise SystemExit(f"--device {spec!r}: use SITE:output:DEVICE_ID[:OUTPUT_ID] "
-                         "or SITE:monitor:DEVICE_ID")
+    if len(parts) not in (3, 4) or parts[1] not in ("output", "monitor", "dongle") \
+            or (len(parts) == 4 and parts[1] != "output"):
+        raise SystemExit(f"--device {spec!r}: use SITE:output:DEVICE_ID[:OUTPUT_ID], "
+                         "SITE:monitor:DEVICE_ID or SITE:dongle:DEVICE_ID")
     site, kind, device = parts[:3]
     output = parts[3] if len(parts) == 4 else device
     for what, value, pattern, rule in (("site", site, SITE_PATTERN, SITE_RULE),
@@ -127,6 +131,8 @@ def device_acl(prefix: str, site: str, kind: str, device: str, output: str) -> t
         reads = [f"{prefix}/{site}/output/{output}/set", f"{prefix}/config/{site}/outputs",
                  f"{prefix}/config/{site}/switcher/{device}"]
         writes = [f"{prefix}/{site}/output/{output}/state"]
+    elif kind == "dongle":
+        reads, writes = [], [f"{prefix}/{site}/raw"]
     else:
         reads = [f"{prefix}/{site}/live", f"{prefix}/{site}/peak",
                  f"{prefix}/config/{site}/monitor/{device}"]
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output folder (keep it out of git)")
     ap.add_argument("--device", action="append", default=[], metavar="SPEC",
-                    help="SITE:output:DEVICE_ID[:OUTPUT_ID] or SITE:monitor:DEVICE_ID (repeat)")
+                    help="SITE:output:DEVICE_ID[:OUTPUT_ID], SITE:monitor:DEVICE_ID or "
+                    "SITE:dongle:DEVICE_ID (repeat)")
     ap.add_argument("--prefix", default="p1", help="topic prefix (P1_TOPIC_PREFIX, default p1)")
     ap.add_argument("--host", default="mosquitto", help="broker host in the services' MQTT_URL")
     ap.add_argument("--host-network-broker", default="127.0.0.1",

@@ -17,7 +17,7 @@ from support import REPO, Mosquitto, Subscriber, mosquitto_bin, wait_for
 
 MKUSERS = REPO / "deploy" / "mosquitto" / "mkusers.py"
 DEVICES = ["home:output:boiler-sw:boiler", "home:output:pump", "home:monitor:hall",
-           "other:output:boiler-other:boiler"]
+           "other:output:boiler-other:boiler", "home:dongle:meter-dongle"]
 
 
 def mkusers(out: Path, *extra: str) -> dict[str, str]:
@@ -224,6 +224,37 @@ def test_services_write_only_their_own_topics(secured: tuple) -> None:
     finally:
         for c in (spy, forecaster, reader, recorder):
             c.close()
+
+
+def test_dongle_writes_only_its_sites_raw_which_p1_reader_reads(secured: tuple) -> None:
+    """The ESP P1 dongle (SITE:dongle:ID) may write p1/SITE/raw and nothing else; p1-reader
+    (P1_SOURCE=mqtt) reads it; the peak-forecaster reads control (the learner's sheddable part)."""
+    broker, creds = secured
+    reader = as_user(broker, creds, "p1-reader", "p1/+/raw")
+    forecaster = as_user(broker, creds, "peak-forecaster", "p1/+/control")
+    dongle = as_user(broker, creds, "meter-dongle")
+    ctl = as_user(broker, creds, "load-controller")
+    try:
+        tag = uuid.uuid4().hex
+        dongle.publish("p1/home/reading", {"tag": tag})       # not its topic
+        dongle.publish("p1/other/raw", {"tag": tag})           # not its site
+        dongle.publish("p1/home/output/boiler/set", {"tag": tag})
+        ctl.publish("p1/home/control", {"tag": tag, "ok": 1})
+        dongle.publish("p1/home/raw", {"tag": tag, "ok": 1})   # allowed, published last
+        wait_for(lambda: [m for m in reader.on("p1/home/raw") if tag.encode() in m.payload])
+        wait_for(lambda: [m for m in forecaster.on("p1/home/control") if tag.encode() in m.payload])
+        got = sorted(m.topic for m in reader.messages if tag.encode() in m.payload)
+        assert got == ["p1/home/raw"]
+    finally:
+        for c in (reader, forecaster, dongle, ctl):
+            c.close()
+
+
+def test_a_dongle_spec_takes_no_output_id(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, str(MKUSERS), "--out", str(tmp_path), "--device",
+                          "home:dongle:d1:extra"], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert "SITE:dongle:DEVICE_ID" in res.stderr
 
 
 def test_rerun_keeps_passwords_and_rotate_changes_them(tmp_path: Path) -> None:
