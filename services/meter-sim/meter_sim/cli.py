@@ -28,6 +28,7 @@ from p1common.settings import (
 )
 
 from .clock import parse_duration, parse_local
+from .ev import EvCharger
 from .loads import CommandError, ControllableLoad
 from .outputs import Output, PtyOutput, StreamOutput, TcpOutput
 from .scenario import ScenarioError, build, load_file
@@ -170,7 +171,7 @@ class _Mqtt:
             runtime.mqtt.subscribe(runtime.topics.output_set(self.site, ident),
                                    self._handler(ident, load), qos=1)
 
-    def _handler(self, ident: str, load: ControllableLoad) -> Callable[[str, bytes], None]:
+    def _handler(self, ident: str, load: ControllableLoad | EvCharger) -> Callable[[str, bytes], None]:
         def handle(topic: str, payload: bytes) -> None:
             obj = decode_json_object(payload)  # BadPayload is counted by the wrapper
             try:
