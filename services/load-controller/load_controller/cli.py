@@ -35,6 +35,8 @@ environment (CLI flags override):
   LOADCTL_FOLLOW_TIMEOUT_S  report a device not following after this long (5)
   LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
   LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (0)
+  P1_STATE_DIR              EV mode state in $P1_STATE_DIR/load-controller/<site>.json
+                            (default ./var; single-site mode)
   LOADCTL_SPEED             clock speed for simulations: match meter-sim --speed (1)
   LOADCTL_ALL_SITES         true: serve every site (p1/+/reading ...), not P1_SITE (false)
   LOADCTL_SHARDS, LOADCTL_SHARD  with all sites: split them over N processes; this one
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --all-sites: the sites are split over N processes (LOADCTL_SHARDS)")
     ap.add_argument("--shard", type=int, metavar="K",
                     help="with --all-sites: this process serves shard K, 0-based (LOADCTL_SHARD)")
+    ap.add_argument("--state-dir", metavar="DIR",
+                    help="where EV mode keeps its plans and the learnt base load "
+                    "(default $P1_STATE_DIR/load-controller)")
     ap.add_argument("--check-config", metavar="FILE",
                     help="validate an outputs document, print it normalised, and exit")
     return ap
@@ -120,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         runtime.start()
         runtime.run_until_stopped(tick=multi.tick, tick_s=1.0 / settings.speed)
         return 0
+    from p1common.service import state_dir
+
+    sdir = Path(args.state_dir) if args.state_dir else state_dir("load-controller")
     service = LoadControllerService(runtime, common.site, settings.params, outputs,
-                                    clock=scaled_clock(settings.speed))
+                                    clock=scaled_clock(settings.speed),
+                                    state_path=sdir / f"{common.site}.json")
     topic = runtime.topics.config(common.site, "outputs")
     runtime.log.info("site %s, %s; watchdog %g s, gain %g%s", common.site,
                      f"{len(outputs)} output(s) from {settings.config_file} until {topic} says "

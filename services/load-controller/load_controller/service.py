@@ -8,12 +8,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Gauge
 
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import Control, OutputConfig, OutputSet, Refused, built, check_kind
+from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
 from p1common.plausibility import ReadingGuard
 from p1common.service import ServiceRuntime
 
@@ -46,7 +48,8 @@ def iso_now() -> str:
 class LoadControllerService:
     def __init__(self, runtime: ServiceRuntime, site: str, params: Params,
                  outputs: list[OutputConfig] | None = None,
-                 clock: Callable[[], float] = time.monotonic, *, subscribe: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, subscribe: bool = True,
+                 state_path: Path | None = None) -> None:
         """One site's controller. ``subscribe``: its own subscriptions (single-site mode);
         ``False`` when a :class:`~load_controller.multisite.MultiSiteService` routes the
         messages of every site to the handlers below."""
@@ -63,6 +66,9 @@ class LoadControllerService:
         self.config_error: str | None = None
         # log lines name the site when one process serves many
         self._who = "" if subscribe else f"site {site}: "
+        self.state_path = state_path
+        self._saved_at: float | None = None
+        self._load_state()
         if not subscribe:
             return
         m = runtime.mqtt
@@ -106,6 +112,7 @@ class LoadControllerService:
         self._last_reading_ts = ts
         with self.lock:
             step = self.ctl.on_reading(self.clock(), reading, ts=iso_now())
+            self._save_state()
         self._publish(step)
         self.readings_handled += 1
 
@@ -131,6 +138,38 @@ class LoadControllerService:
             raise BadPayload(f"state: {exc}") from None
         with self.lock:
             self.ctl.on_state(self.clock(), parsed.ident, state)
+
+    # -- state (EV mode: the learnt base load, each charger's plan) ---------------------------
+    def _load_state(self) -> None:
+        if self.state_path is None:
+            return
+        try:
+            doc = load_json(self.state_path, default=None)
+        except StateFileError as exc:
+            log.error("%s%s; starting with no EV plan and no learnt base load", self._who, exc)
+            quarantine(self.state_path)
+            return
+        if isinstance(doc, dict) and isinstance(doc.get("ev"), dict):
+            try:
+                self.ctl.evmode.load(doc["ev"])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("%sstate file %s: %s; starting afresh", self._who, self.state_path, exc)
+                quarantine(self.state_path)
+                return
+            log.info("%sstate from %s: %d charger plan(s), base load of %d quarter(s)", self._who,
+                     self.state_path, len(self.ctl.evmode.states), len(self.ctl.evmode.base.history))
+
+    def _save_state(self) -> None:
+        """Atomically, at once when a plan changed, else at most every 30 s."""
+        ev = self.ctl.evmode
+        if self.state_path is None or not ev.dirty:
+            return
+        now = self.clock()
+        if not ev.plan_dirty and self._saved_at is not None and now - self._saved_at < 30.0:
+            return
+        atomic_write_json(self.state_path, {"v": 1, "ev": ev.to_dict()})
+        ev.dirty = ev.plan_dirty = False
+        self._saved_at = now
 
     # -- timer -------------------------------------------------------------------------
     def tick(self) -> None:
