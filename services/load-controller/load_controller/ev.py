@@ -109,6 +109,14 @@ class Charger:
             return 0.0
         return self._whole(min(room_w, self.max_a * self.voltage_v), 1)
 
+    def at_least(self, power_w: float) -> float:
+        """The least whole-amp power >= ``power_w`` (one phase while it carries it)."""
+        for ph in ([1, 3] if self.phases == 3 else [1]):
+            amps = max(math.ceil(power_w / (self.voltage_v * ph) - 1e-9), self.min_a)
+            if amps <= self.max_a:
+                return amps * self.voltage_v * ph
+        return self.max_w()
+
     def _whole(self, power_w: float, phases: int) -> float:
         step = self.voltage_v * phases
         return math.floor(power_w / step + 1e-9) * step
@@ -215,18 +223,14 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
     raise_w = 0.0
     if allow_raise and need_wh > 0 and capacity(0.0) < need_wh:
         top = ch.max_w() + max((s.base_w for s in slots), default=0.0) + p.margin_w
-        if capacity(top) < need_wh:  # not possible at all: the raise that gives the most
-            lo, hi = 0.0, top
-            full = capacity(top)
-            while hi - lo > p.raise_step_w:
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if capacity(mid) < full - 1.0 else (lo, mid)
-        else:
-            lo, hi = 0.0, top
-            while hi - lo > p.raise_step_w:
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if capacity(mid) < need_wh else (lo, mid)
-        raise_w = math.ceil(hi / p.raise_step_w) * p.raise_step_w
+        goal = min(need_wh, capacity(top) - 1.0)  # not possible at all: the raise for the most
+        lo, hi = 0.0, top
+        while hi - lo > p.raise_step_w:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if capacity(mid) < goal else (lo, mid)
+        raise_w = math.floor(lo / p.raise_step_w) * p.raise_step_w
+        while capacity(raise_w) < goal:  # the least step on the grid that makes it fit
+            raise_w += p.raise_step_w
     order = sorted(range(len(slots)), key=lambda i: (not is_night(slots[i].start, tz, p),
                                                       slots[i].start))
     powers = [0.0] * len(slots)
@@ -237,8 +241,8 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
             continue
         cap = ch.cap(threshold_w + raise_w - p.margin_w - s.base_w)
         want = left * 3600 / s.seconds
-        power = min(cap, max(want, ch.min_w(1)))  # the last quarter: at least the minimum
-        if power < ch.min_w(1):
+        power = min(cap, ch.at_least(want))  # the last quarter: at least the minimum
+        if power <= 0:
             continue
         powers[i] = round(power, 1)
         left -= power * s.seconds / 3600

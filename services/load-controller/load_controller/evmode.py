@@ -276,6 +276,8 @@ class EvMode:
              events: list[str] | None = None) -> EvOutcome:
         if (amps, phases) != (st.current_a, st.phases):
             self.dirty = True
+            if (amps > 0) != (st.current_a > 0):
+                self.plan_dirty = True  # a start or a stop: saved at once
         st.current_a, st.phases = amps, phases
         return EvOutcome(amps, phases, amps * ch.voltage_v * phases, reason, events or [])
 

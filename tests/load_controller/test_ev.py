@@ -1,0 +1,217 @@
+"""EV mode with exact values: the planner on scripted nights, the headroom rule second by second
+and across quarters, evcc-like hysteresis, the watchdog, a restart in the middle of a charge.
+
+Every expected value is worked out by hand in the comments (230 V; one phase 6-16 A = 1380-3680
+W in 230 W steps; three phases from 6 A = 4140 W in 690 W steps; margin 150 W)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from load_controller.control import Controller, Params
+from load_controller.ev import Charger, EvParams, Hysteresis, plan, slots_until, to_current
+from load_controller.evmode import EvMode
+from p1common.payloads import Control, OutputConfig, OutputSet, built
+
+TZ = ZoneInfo("Europe/Brussels")
+P = EvParams()
+CH = Charger(6, 16, 3, 230.0)
+
+
+def at(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).replace(tzinfo=TZ).timestamp())
+
+
+def flat(base_w: float):  # type: ignore[no-untyped-def]
+    return lambda t: base_w
+
+
+def test_charger_steps_and_phases() -> None:
+    assert CH.cap(3450) == 3450  # 15 A on one phase
+    assert CH.cap(3700) == 3680  # one phase at most 16 A
+    assert CH.cap(4139) == 3680  # below 3 x 6 A: still one phase
+    assert CH.cap(4830) == 4830  # 7 A x 3
+    assert CH.cap(1379) == 0  # below 6 A on one phase: pause
+    assert CH.at_least(2050) == 2070  # 9 A
+    assert to_current(3450, CH) == (15.0, 1)
+    assert to_current(4830, CH) == (7.0, 3)
+    assert to_current(1200, CH) == (0.0, 3)
+
+
+def test_a_night_that_fits_under_the_threshold_fills_from_22h_without_a_raise() -> None:
+    now = at("2026-01-14T22:00")  # a Wednesday
+    slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
+    assert len(slots) == 38
+    pl = plan(now, slots, 10_000, 4000, CH, P, TZ)
+    # room 4000 - 150 - 400 = 3450 W = 15 A on one phase: 862.5 Wh a quarter; 11 quarters
+    # give 9487.5 Wh, the 12th the 512.5 Wh left: 2050 W, 9 A = 2070 W
+    assert [s.power_w for s in pl.slots[:13]] == [3450.0] * 11 + [2070.0, 0.0]
+    assert all(s.power_w == 0 for s in pl.slots[12:])
+    assert pl.raise_w == 0
+    assert pl.planned_wh == pytest.approx(11 * 862.5 + 2070 / 4)
+    # done at 00:45 + 512.5 Wh / 2070 W = 891.3 s
+    assert pl.eta(now) == at("2026-01-15T00:45") + int(512.5 * 3600 / 2070)
+
+
+def test_a_night_that_does_not_fit_raises_the_threshold_by_the_least_amount() -> None:
+    now = at("2026-01-14T22:00")
+    slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
+    pl = plan(now, slots, 40_000, 4000, CH, P, TZ)
+    # 38 quarters: at 3680 W (16 A, one phase) 34960 Wh, at 4140 W (6 A x 3) 39330 Wh: short;
+    # 7 A x 3 = 4830 W gives 45885 Wh: the room must be 4830 W, 1380 W more than 3450
+    assert pl.raise_w == 1380
+    # 33 quarters at 4830 W = 39847.5 Wh, then 152.5 Wh at the 6 A minimum (1380 W)
+    assert [s.power_w for s in pl.slots[:35]] == [4830.0] * 33 + [1380.0, 0.0]
+    mode = EvMode()
+    assert mode.raise_cost(1380) == round(1.38 * 53 / 12, 2)
+
+
+def test_night_quarters_go_first_then_the_earliest() -> None:
+    now = at("2026-01-14T18:00")  # day tariff until 22:00
+    slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
+    pl = plan(now, slots, 5_000, 4000, CH, P, TZ)
+    powers = {dt.datetime.fromtimestamp(s.start, TZ).strftime("%H:%M"): s.power_w
+              for s in pl.slots if s.power_w}
+    # 5000 Wh: 5 quarters of 862.5 Wh from 22:00 (4312.5 Wh), then 687.5 Wh: 2750 W -> 12 A
+    assert powers == {"22:00": 3450.0, "22:15": 3450.0, "22:30": 3450.0, "22:45": 3450.0,
+                      "23:00": 3450.0, "23:15": 2760.0}
+
+
+def test_hysteresis_like_evcc_enable_and_disable_delays() -> None:
+    h = Hysteresis()
+    assert h.step(0, 2000, 1380, 60, 180) == (False, 60)
+    assert h.step(59, 2000, 1380, 60, 180) == (False, 1)
+    assert h.step(60, 2000, 1380, 60, 180) == (True, 0)
+    assert h.step(100, 1000, 1380, 60, 180) == (True, 180)
+    assert h.step(279, 1000, 1380, 60, 180) == (True, 1)
+    assert h.step(200, 1500, 1380, 60, 180) == (True, 0)  # room again: the delay restarts
+    assert h.step(201, 0, 1380, 60, 180) == (True, 180)
+    assert h.step(381, 0, 1380, 60, 180) == (False, 0)
+
+
+# -- the controller, reading by reading -------------------------------------------------------------
+
+EV = OutputConfig(id="car", kind="ev", rated_w=11040, mode="ev", min_current_a=6,
+                  max_current_a=16, phases=3, departure="07:30", energy_kwh=10)
+
+
+class Harness:
+    """A controller fed readings (1 s apart, meter time ``wall``), peaks and charger states."""
+
+    def __init__(self, start: str, outputs: list[OutputConfig] | None = None) -> None:
+        self.ctl = Controller("t", outputs or [EV], Params())
+        self.wall = at(start)
+        self.t = 1000.0
+        for slot in range(96):  # a base load of 400 W learnt in every quarter
+            self.ctl.evmode.base.history[slot] = [400.0]
+
+    def state(self, **kw: Any) -> None:
+        self.ctl.on_state(self.t, "car", {"v": 1, "ts": "x", "connected": True, **kw})
+
+    def second(self, net: float, head: float, threshold: float = 4000.0) -> dict[str, Any]:
+        self.ctl.on_peak(self.t, {"headroom_w": head, "threshold_w": threshold, "forecast_w": 0.0})
+        ts = dt.datetime.fromtimestamp(self.wall, TZ).isoformat()
+        step = self.ctl.on_reading(self.t, {"ts": ts, "net_w": net, "tariff": 2, "tariff_low": True})
+        self.t += 1
+        self.wall += 1
+        cmd = [c.payload for c in step.commands if c.output_id == "car"][0]
+        built(OutputSet, {**cmd, "ts": ts})
+        assert step.control is not None
+        built(Control, {**step.control, "ts": ts})
+        return cmd
+
+
+def test_the_headroom_rule_second_by_second_and_across_a_quarter() -> None:
+    h = Harness("2026-01-14T22:00")
+    h.state(power_w=0.0, current_a=0.0, session_wh=0.0)
+    # the plan: 15 A on one phase (3450 W) this quarter; the first start waits 60 s (evcc)
+    cmds = [h.second(net=400, head=3600) for _ in range(61)]
+    assert {c["current_a"] for c in cmds[:60]} == {0.0}
+    assert (cmds[60]["current_a"], cmds[60]["phases"]) == (15.0, 1)
+    h.state(power_w=3450.0, current_a=15.0, session_wh=60.0)
+    # allowed = what the car draws + headroom - 150: 3450 + 0 - 150 = 3300 W -> 14 A
+    assert h.second(net=3850, head=0)["current_a"] == 14.0
+    # the kettle: headroom -1000 W -> 3450 - 1000 - 150 = 2300 W -> 10 A
+    assert h.second(net=5850, head=-1000)["current_a"] == 10.0
+    # headroom -2200 W: 1100 W is below the 6 A minimum: pause at once
+    assert h.second(net=5850, head=-2200)["current_a"] == 0.0
+    h.state(power_w=0.0, current_a=0.0, session_wh=62.0)
+    # room again: not before the 60 s enable delay
+    resumed = [h.second(net=400, head=3600)["current_a"] for _ in range(61)]
+    assert resumed[:60] == [0.0] * 60 and resumed[60] == 15.0
+    h.state(power_w=3450.0, current_a=15.0, session_wh=100.0)
+    while dt.datetime.fromtimestamp(h.wall, TZ).minute != 15:
+        h.second(net=3850, head=500)
+    # a new quarter: plan remade for what is still needed; the charge goes on without a delay
+    rt = h.ctl.outputs["car"]
+    cmd = h.second(net=3850, head=500)
+    assert cmd["current_a"] == 15.0
+    assert h.ctl.evmode.states["car"].plan_quarter == at("2026-01-14T22:15") // 900
+    assert "15 A x 1: plan 3450 W this quarter" in rt.reason
+
+
+def test_an_announced_raise_widens_the_headroom_for_the_rest_of_the_quarter() -> None:
+    car = EV.model_copy(update={"energy_kwh": 40})
+    h = Harness("2026-01-14T22:00", [car])
+    h.state(power_w=0.0, current_a=0.0, session_wh=0.0)
+    for _ in range(61):
+        cmd = h.second(net=400, head=3600)
+    st = h.ctl.evmode.states["car"]
+    assert st.plan is not None and st.plan.raise_w > 0
+    raise_w = st.plan.raise_w
+    h.state(power_w=4830.0, current_a=7.0, session_wh=80.0)
+    # 61 s into the quarter: 839 s left; the raise adds raise_w x 900 / 839 to the headroom
+    cmd = h.second(net=5230, head=-1000)
+    allowed = 4830 - 1000 + raise_w * 900 / 839 - 150
+    assert (cmd["current_a"], cmd["phases"]) == to_current(CH.cap(min(allowed, 4830)), CH, 3)
+    assert "threshold raised by" in h.ctl.outputs["car"].reason
+
+
+def test_pv_surplus_by_day_with_enable_and_disable_delays() -> None:
+    car = EV.model_copy(update={"departure": None, "energy_kwh": None})
+    h = Harness("2026-01-14T12:00", [car])  # a Wednesday noon: day tariff, no plan
+    h.state(power_w=0.0, current_a=0.0, session_wh=0.0)
+    first = [h.second(net=-2000, head=9000)["current_a"] for _ in range(61)]
+    assert first[:60] == [0.0] * 60 and first[60] == 8.0  # 2000 W -> 8 A on one phase
+    h.state(power_w=1840.0, current_a=8.0, session_wh=10.0)
+    # a cloud: 1000 W export without the car (net +840 with it): the minimum for 180 s
+    during = [h.second(net=840, head=9000)["current_a"] for _ in range(181)]
+    assert during[:180] == [6.0] * 180 and during[180] == 0.0
+
+
+def test_watchdog_pauses_the_charger_and_unplugged_pauses() -> None:
+    h = Harness("2026-01-14T22:00")
+    h.state(power_w=0.0, current_a=0.0, session_wh=0.0, charging=False)
+    for _ in range(61):
+        h.second(net=400, head=3600)
+    assert h.ctl.outputs["car"].ev_current_a == 15.0
+    step = h.ctl.tick(h.t + 10)
+    assert step is not None
+    assert [c.payload["current_a"] for c in step.commands if c.output_id == "car"] == [0.0]
+    h.t += 11
+    h.ctl.on_state(h.t, "car", {"v": 1, "ts": "x", "connected": False})
+    cmd = h.second(net=400, head=3600)
+    assert cmd["current_a"] == 0.0
+    assert h.ctl.outputs["car"].reason == "paused: no car plugged in"
+
+
+def test_a_restart_in_the_middle_of_a_charge_continues_the_plan() -> None:
+    h = Harness("2026-01-14T22:00", [EV.model_copy(update={"energy_kwh": 40})])
+    h.state(power_w=0.0, current_a=0.0, session_wh=0.0)
+    for _ in range(61):
+        h.second(net=400, head=3600)
+    h.state(power_w=4830.0, current_a=7.0, session_wh=80.0)
+    before = h.second(net=5230, head=0)
+    saved = h.ctl.evmode.to_dict()
+    plan_before = h.ctl.evmode.states["car"].plan
+    # a new process: the state file's content, the same meter time a few seconds later
+    h2 = Harness("2026-01-14T22:01:10", [EV.model_copy(update={"energy_kwh": 40})])
+    h2.ctl.evmode.load(saved)
+    h2.state(power_w=4830.0, current_a=7.0, session_wh=85.0)
+    after = h2.second(net=5230, head=0)
+    assert (after["current_a"], after["phases"]) == (before["current_a"], before["phases"])
+    assert h2.ctl.evmode.states["car"].plan == plan_before  # same quarter: the same plan
