@@ -118,7 +118,7 @@ class Harness:
         step = self.ctl.on_reading(self.t, {"ts": ts, "net_w": net, "tariff": 2, "tariff_low": True})
         self.t += 1
         self.wall += 1
-        cmd = [c.payload for c in step.commands if c.output_id == "car"][0]
+        cmd = next(c.payload for c in step.commands if c.output_id == "car")
         built(OutputSet, {**cmd, "ts": ts})
         assert step.control is not None
         built(Control, {**step.control, "ts": ts})
