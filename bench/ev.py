@@ -61,7 +61,7 @@ class Run:
     seed: int
     quarters: list[float] = field(default_factory=list)
     over_w: float = 0.0  # worst quarter over the threshold (W; <= 0: none)
-    over_unannounced: int = 0
+    over_unannounced: int = 0  # quarters the car's energy pushed over it, not announced
     boiler_wh: float = 0.0
     nights: list[tuple[str, float, float]] = field(default_factory=list)  # day, need, got
     raises: int = 0
@@ -124,10 +124,10 @@ class _Ours(_Driver):
             self.ctl.set_outputs(self.outputs(need))
         t = float(sim.now)
         states = sim.drain_states()
-        if car.session is None:
-            # no car: the controller's boiler would follow the tariff (driven here as in a
-            # and b, to save time); the engine keeps the quarters every 10 s (as a DSMR 4
-            # meter would send them)
+        if car.session is None or car.session_wh >= car.session.need_wh:
+            # no car, or it is full: the controller's boiler would follow the tariff (driven
+            # here as in a and b, to save time); the engine keeps the quarters every 10 s (as
+            # a DSMR 4 meter would send them)
             if sim.now % 10 == 0:
                 self.engine.process(self._reading(sim))
             if sim.now % 5 == 0:
@@ -166,6 +166,7 @@ def simulate(driver: _Driver, seed: int, days: int, car: bool, progress: str) ->
     driver.start(sim)
     month_peak = 0.0
     q_raise = 0.0
+    q_ev_wh = 0.0
     prev_session = None
     prev_wh = 0.0
     t0 = time.monotonic()
@@ -174,6 +175,7 @@ def simulate(driver: _Driver, seed: int, days: int, car: bool, progress: str) ->
         sim.step()
         run.boiler_wh += sim.load_w["boiler"] / 3600
         if car:
+            q_ev_wh += sim.load_w["ev"] / 3600
             s = sim.evs["ev"].session
             if s is None and prev_session is not None:
                 run.nights.append((prev_session.day.isoformat(), prev_session.need_wh, prev_wh))
@@ -184,11 +186,11 @@ def simulate(driver: _Driver, seed: int, days: int, car: bool, progress: str) ->
             over = q - threshold
             if over > run.over_w:
                 run.over_w = over
-            if over > q_raise + 1.0:
+            if min(q_ev_wh * 4, over - q_raise) > 1.0:  # the car's part of it, unannounced
                 run.over_unannounced += 1
             run.quarters.append(q)
             month_peak = max(month_peak, q)
-            q_raise = 0.0
+            q_raise = q_ev_wh = 0.0
         if (k + 1) % (7 * 86400) == 0:
             print(f"  {progress}: day {(k + 1) // 86400}/{days}, peak {month_peak:.0f} W, "
                   f"{time.monotonic() - t0:.0f} s", flush=True)
@@ -232,7 +234,8 @@ def _table(runs: dict[str, list[Run]], days: int) -> str:
     names = {"ref": "house without the car", "a": "(a) full power on arrival",
              "b": "(b) full power from 22:00", "c": "(c) our EV mode"}
     lines = ["| seed | charging | month peak | capacity cost/year | EV energy by departure / "
-             "requested | boiler energy | worst quarter over the threshold | over, unannounced |",
+             "requested | boiler energy | worst quarter over the threshold | quarters the car "
+             "pushed over it, unannounced |",
              "|---|---|---|---|---|---|---|---|"]
     for i, seed in enumerate(SEEDS):
         for key, label in names.items():
@@ -264,7 +267,10 @@ def _table(runs: dict[str, list[Run]], days: int) -> str:
         "three-phase car (6-16 A) arriving at 18:00 +- 1 h needing 10-40 kWh, leaving at 07:30. "
         f"Capacity cost = max(month peak, 2.5 kW) x {PRICE:.0f} EUR/kW/year. Threshold of a "
         "quarter: the month peak so far (at least 2.5 kW); (c) also counts the raise it "
-        "announced. Seeds " + ", ".join(str(s) for s in SEEDS) + ".",
+        "announced. The worst quarter over the threshold counts every quarter (a cooking "
+        "evening or the boiler at 22:00 on a 2.5 kW floor early in the month is over it "
+        "without the car too); the last column counts the quarters where the car charged and "
+        "its energy is part of what went over, beyond an announced raise. Seeds " + ", ".join(str(s) for s in SEEDS) + ".",
         "",
         *lines,
         "",

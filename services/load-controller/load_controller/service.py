@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from p1common.discovery import discovery_messages, ev_entities
 from p1common.mqtt import BadPayload, decode_json_object
 from p1common.payloads import Control, OutputConfig, OutputSet, Refused, built, check_kind
 from p1common.persist import StateFileError, atomic_write_json, load_json, quarantine
@@ -49,7 +50,7 @@ class LoadControllerService:
     def __init__(self, runtime: ServiceRuntime, site: str, params: Params,
                  outputs: list[OutputConfig] | None = None,
                  clock: Callable[[], float] = time.monotonic, *, subscribe: bool = True,
-                 state_path: Path | None = None) -> None:
+                 state_path: Path | None = None, ha_discovery: bool = False) -> None:
         """One site's controller. ``subscribe``: its own subscriptions (single-site mode);
         ``False`` when a :class:`~load_controller.multisite.MultiSiteService` routes the
         messages of every site to the handlers below."""
@@ -67,6 +68,8 @@ class LoadControllerService:
         # log lines name the site when one process serves many
         self._who = "" if subscribe else f"site {site}: "
         self.state_path = state_path
+        self.ha_discovery = ha_discovery
+        self._discovered: dict[str, list[str]] = {}  # ev output id -> its config topics
         self._saved_at: float | None = None
         self._load_state()
         if not subscribe:
@@ -100,6 +103,7 @@ class LoadControllerService:
             ids = ", ".join(f"{o.id} ({o.mode})" for o in outputs) or "none"
         log.info("%soutputs configuration applied: %s", self._who, ids)
         self._publish(step)
+        self.discover(outputs)
 
     def _on_reading(self, topic: str, payload: bytes) -> None:
         if not payload:
@@ -138,6 +142,30 @@ class LoadControllerService:
             raise BadPayload(f"state: {exc}") from None
         with self.lock:
             self.ctl.on_state(self.clock(), parsed.ident, state)
+
+    # -- Home Assistant discovery (EV chargers) --------------------------------------------
+    def discover(self, outputs: list[OutputConfig] | None = None) -> None:
+        """Entities for every ev output (from the retained ``control``); a charger that left
+        the configuration has its entities removed (empty retained configs)."""
+        if not self.ha_discovery:
+            return
+        if outputs is None:
+            with self.lock:
+                outputs = [rt.cfg for rt in self.ctl.outputs.values()]
+        m = self.rt.mqtt
+        now = {o.id for o in outputs if o.kind == "ev"}
+        for oid in list(self._discovered):
+            if oid not in now:
+                for topic in self._discovered.pop(oid):
+                    m.publish(topic, b"", qos=1, retain=True)
+        for oid in sorted(now):
+            msgs = discovery_messages(ev_entities(oid), site=self.site,
+                                      node=f"load_controller_{self.site}",
+                                      state_topics=self.topics.control(self.site),
+                                      status_topic=m.status_topic)
+            for topic, cfg in msgs:
+                m.publish_json(topic, cfg, qos=1, retain=True)
+            self._discovered[oid] = [t for t, _ in msgs]
 
     # -- state (EV mode: the learnt base load, each charger's plan) ---------------------------
     def _load_state(self) -> None:

@@ -126,6 +126,7 @@ class EvCharger:
         self.session_wh = 0.0
         self.power_w = 0.0
         self._sessions: dict[date, Session | None] = {}
+        self._idle_until = -1  # no car: nothing to look up before this time (UTC s)
         self._charging = False
 
     @property
@@ -217,15 +218,17 @@ class EvCharger:
         if s is not None and now >= s.depart:
             self.session = None
             self._report(now)
-        if self.session is None:
+        if self.session is None and now >= self._idle_until:
             found = self._session_at(now)
             if found is not None:
                 self.session, self.session_wh = found, 0.0
                 self._report(now)
 
     def _session_at(self, now: int) -> Session | None:
+        """The session ``now`` is in; else None, and the next arrival in ``_idle_until``."""
         today = datetime.fromtimestamp(now, TZ).date()
-        for day in (today - timedelta(days=1), today):
+        self._idle_until = now + 3600  # look again in an hour at the latest
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
             if day not in self._sessions:
                 self._sessions[day] = session_of(self.cfg, self.seed, day)
                 if len(self._sessions) > 8:
@@ -233,6 +236,8 @@ class EvCharger:
             s = self._sessions[day]
             if s is not None and s.arrive <= now < s.depart:
                 return s
+            if s is not None and now < s.arrive:
+                self._idle_until = min(self._idle_until, s.arrive)
         return None
 
     # -- reports ----------------------------------------------------------------------------
