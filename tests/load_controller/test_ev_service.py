@@ -47,11 +47,19 @@ def test_ev_entities_follow_the_configuration_and_state_is_saved(mosquitto: Any,
         wait_for(lambda: service.readings_handled == 1)
         saved = json.loads((tmp_path / "evha.json").read_text())
         assert saved["ev"]["outputs"]["car"]["plan"]["need_wh"] == 10000.0
+        # the site's price comes from peak/month: what a raise costs
+        sub.publish(T.peak_month(site), {"v": 1, "site": site, "month": "2026-01",
+                                         "peak_w": 4000.0, "peak_start": None, "history": [],
+                                         "billed_w": 4000.0, "cost_eur_year": 240.0,
+                                         "price_eur_per_kw_year": 60.0}, retain=True)
+        wait_for(lambda: service.ctl.evmode.price_eur_per_kw_year == 60.0)
+        assert service.ctl.evmode.raise_cost(1200) == 6.0  # 1.2 kW x 60 EUR / 12
         # the charger leaves the configuration: its entities are removed
         sub.clear()
         sub.publish(T.config(site, "outputs"), {"v": 1, "outputs": []}, retain=True)
         wait_for(lambda: len([m for m in sub.messages if m.payload == b""]) == 7)
     finally:
         sub.publish(T.config(site, "outputs"), b"", retain=True)
+        sub.publish(T.peak_month(site), b"", retain=True)
         sub.close()
         runtime.close()

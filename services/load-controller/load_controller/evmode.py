@@ -141,6 +141,7 @@ class EvMode:
         self.tz = ZoneInfo(self.p.timezone)
         self.base = BaseProfile()
         self.states: dict[str, EvState] = {}
+        self.price_eur_per_kw_year = self.p.price_eur_per_kw_year  # the site's, from peak/month
         self.dirty = False  # something worth saving changed
         self.plan_dirty = False  # a plan changed: save at once
 
@@ -204,7 +205,7 @@ class EvMode:
 
     def raise_cost(self, raise_w: float) -> float:
         """A month's peak counts for a twelfth in the 12-month average billed per year."""
-        return round(raise_w / 1000.0 * self.p.price_eur_per_kw_year / 12.0, 2)
+        return round(raise_w / 1000.0 * self.price_eur_per_kw_year / 12.0, 2)
 
     # -- the decision of a reading --------------------------------------------------------------
     def decide(self, cfg: OutputConfig, inp: EvInputs) -> EvOutcome:

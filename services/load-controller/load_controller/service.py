@@ -80,6 +80,7 @@ class LoadControllerService:
         # live meter, so it must neither drive the outputs nor feed the watchdog
         m.subscribe(self.topics.reading(site), self._on_reading, skip_retained=True)
         m.subscribe(self.topics.peak(site), self._on_peak)
+        m.subscribe(self.topics.peak_month(site), self._on_month, qos=1)
         m.subscribe(self.topics.output_states(site), self._on_state, qos=1)
 
     # -- inbound -----------------------------------------------------------------------
@@ -130,6 +131,20 @@ class LoadControllerService:
             raise BadPayload(str(exc)) from None
         with self.lock:
             self.ctl.on_peak(self.clock(), peak)
+
+    def _on_month(self, topic: str, payload: bytes) -> None:
+        """The site's capacity-tariff price (what a raise of the threshold costs)."""
+        if not payload:
+            return
+        month = decode_json_object(payload)
+        try:
+            check_kind("peak/month", month)
+        except Refused as exc:
+            raise BadPayload(str(exc)) from None
+        price = month.get("price_eur_per_kw_year")
+        if isinstance(price, (int, float)):
+            with self.lock:
+                self.ctl.evmode.price_eur_per_kw_year = float(price)
 
     def _on_state(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
