@@ -133,22 +133,35 @@ def test_the_headroom_rule_second_by_second_and_across_a_quarter() -> None:
     assert {c["current_a"] for c in cmds[:60]} == {0.0}
     assert (cmds[60]["current_a"], cmds[60]["phases"]) == (15.0, 1)
     h.state(power_w=3450.0, current_a=15.0, session_wh=60.0)
-    # allowed = what the car draws + headroom - 150: 3450 + 0 - 150 = 3300 W -> 14 A
+    # allowed = what the car draws + headroom - 100 W x 900 / left (an energy margin), a negative
+    # one x left / (left - 5 s) (the charger's lag): 61 s into the quarter, 839 s left:
+    # 3450 - (100 x 900 / 839) x 839 / 834 = 3342 W -> 14 A
     assert h.second(net=3850, head=0)["current_a"] == 14.0
-    # the kettle: headroom -1000 W -> 3450 - 1000 - 150 = 2300 W -> 10 A
+    # the kettle: headroom -1000 W, 838 s left: 3450 - (1000 + 107.4) x 838 / 833 = 2336 W -> 10 A
     assert h.second(net=5850, head=-1000)["current_a"] == 10.0
-    # headroom -2200 W: 1100 W is below the 6 A minimum: pause at once
+    # headroom -2200 W: 3450 - (2200 + 107.5) x 837 / 832 = 1129 W, below 6 A: pause at once
     assert h.second(net=5850, head=-2200)["current_a"] == 0.0
     h.state(power_w=0.0, current_a=0.0, session_wh=62.0)
     # room again: not before the 60 s enable delay
     resumed = [h.second(net=400, head=3600)["current_a"] for _ in range(61)]
     assert resumed[:60] == [0.0] * 60 and resumed[60] == 15.0
     h.state(power_w=3450.0, current_a=15.0, session_wh=100.0)
+    # the rest of the quarter with a forecaster that sees the car, the house at 800 W: 4250 W
+    # would end the quarter at about 3965 W; the 25 Wh margin (100 W) trims the car near the end
+    energy = (2 * 60 + 3) * 400 / 3600 + 3450 * 63 / 3600  # Wh so far (roughly: as if exact)
+    ends = []
     while dt.datetime.fromtimestamp(h.wall, TZ).minute != 15:
-        h.second(net=3850, head=500)
-    # a new quarter: plan remade for what is still needed; the charge goes on without a delay
+        net = 800 + h.ctl.outputs["car"].level_w
+        left = 900 - h.wall % 900
+        head = (4000 * 0.25 - energy - net * left / 3600) * 3600 / left
+        ends.append(h.second(net=net, head=head)["current_a"])
+        energy += net / 3600
+    assert min(ends) < 15.0 and ends[-1] == 15.0
+    assert 3850 <= energy * 4 <= 3900  # under the threshold by the margin
+    # a new quarter: plan remade for what is still needed; the charge starts again at once
+    # (the end of the quarter paused it, not the household: no 60 s delay)
     rt = h.ctl.outputs["car"]
-    cmd = h.second(net=3850, head=500)
+    cmd = h.second(net=400, head=3600)
     assert cmd["current_a"] == 15.0
     assert h.ctl.evmode.states["car"].plan_quarter == at("2026-01-14T22:15") // 900
     assert "15 A x 1: plan 3450 W this quarter" in rt.reason

@@ -439,6 +439,26 @@ class Controller:
             rt.visible_w = float(power)
         return rt.visible_w
 
+    def _ev_headroom(self, ordered: list[OutputRuntime], rt: OutputRuntime,
+                     net: float) -> float | None:
+        """The forecaster's headroom (less what other outputs will still add), or the one the
+        quarter's energy so far and this reading's power give, whichever is lower: the
+        forecaster smooths the power over 30 s, a kettle that just started shows here now."""
+        head = self.headroom_w(ordered, exclude=rt)
+        if head is None or self.peak is None:
+            return head
+        energy, elapsed = self.peak.get("energy_wh"), self.peak.get("elapsed_s")
+        threshold = self.peak.get("threshold_w")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                   for x in (energy, elapsed, threshold)):
+            return head
+        assert isinstance(energy, (int, float)) and isinstance(elapsed, (int, float))
+        assert isinstance(threshold, (int, float))
+        left = max(900.0 - float(elapsed), 1.0)
+        pending = self._peak_num("headroom_w") - head
+        now_head = (threshold * 0.25 - energy - max(net, 0.0) * left / 3600) * 3600 / left
+        return min(head, now_head - pending)
+
     def _chargers(self, now: float, wall: float | None, net: float, ordered: list[OutputRuntime],
                   step: Step) -> None:
         """Every output of kind ev: off, on (full current) or mode ev (evmode.py)."""
@@ -455,7 +475,7 @@ class Controller:
             if rt.cfg.mode == "ev" and wall is not None:
                 out = self.evmode.decide(rt.cfg, EvInputs(
                     now=now, wall=wall, net_w=net, draw_w=draws[rt.cfg.id],
-                    head_w=self.headroom_w(ordered, exclude=rt), threshold_w=threshold,
+                    head_w=self._ev_headroom(ordered, rt, net), threshold_w=threshold,
                     state=rt.state or {}))
                 rt.ev_current_a, rt.ev_phases = out.current_a, out.phases
                 self._command(rt, now, out.level_w, out.reason)

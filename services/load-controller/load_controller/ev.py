@@ -36,7 +36,8 @@ class EvParams:
 
     timezone: str = "Europe/Brussels"
     voltage_v: float = 230.0
-    margin_w: float = 150.0  # kept free under the threshold, in the plan and in real time
+    margin_w: float = 150.0  # kept free under the threshold in the plan
+    quarter_margin_w: float = 100.0  # in real time: the quarter is aimed this far under it
     fallback_base_w: float = 600.0  # base forecast of a quarter never seen
     enable_delay_s: float = 60.0  # evcc's enable delay (1 min)
     disable_delay_s: float = 180.0  # evcc's disable delay (3 min)
@@ -46,6 +47,7 @@ class EvParams:
     ready_before_s: float = 1800.0  # plan to be done this long before departure (a quarter
     # of the time left at most): the taper and a busier night than forecast fit in it
     raise_step_w: float = 10.0
+    charger_lag_s: float = 5.0  # a lower current shows this long after it is sent (delay, ramp)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class BaseProfile:
         if past:
             return sum(past) / len(past)
         known = [sum(v) / len(v) for v in self.history.values() if v]
-        return max(known) if known else fallback_w
+        return sum(known) / len(known) if known else fallback_w
 
     def to_dict(self) -> dict[str, Any]:
         return {"days": self.days, "history": {str(k): v for k, v in self.history.items()}}

@@ -62,6 +62,8 @@ class EvState:
     grid: Hysteresis = field(default_factory=Hysteresis)
     announced_raise_w: float = 0.0
     raised_to_w: float = 0.0  # the threshold this session's plans raised it to (kept)
+    raised_month: str = ""  # the local month of that raise (a new month starts again)
+    end_pause_q: int | None = None  # paused by the end of this quarter: the next starts at once
     rendered: tuple[Plan, list[dict[str, Any]]] | None = None  # the plan as control shows it
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +78,7 @@ class EvState:
             "current_a": self.current_a, "phases": self.phases,
             "pv_charging": self.pv.charging, "grid_charging": self.grid.charging,
             "announced_raise_w": self.announced_raise_w, "raised_to_w": self.raised_to_w,
+            "raised_month": self.raised_month,
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class EvState:
         st.grid.charging = bool(d.get("grid_charging", False))
         st.announced_raise_w = float(d.get("announced_raise_w", 0.0))
         st.raised_to_w = float(d.get("raised_to_w", 0.0))
+        st.raised_month = str(d.get("raised_month", ""))
         return st
 
 
@@ -179,6 +183,9 @@ class EvMode:
         if dep is None:  # as soon as cheap / allowed: the night quarters under the threshold
             slots = [s if is_night(s.start, self.tz, self.p) else Slot(s.start, 0.0, s.base_w)
                      for s in slots]
+        month = dt.datetime.fromtimestamp(inp.wall, self.tz).strftime("%Y-%m")
+        if st.raised_month != month:  # a new month: its own threshold, no raise carried over
+            st.raised_to_w, st.announced_raise_w, st.raised_month = 0.0, 0.0, month
         level = max(threshold, st.raised_to_w)
         pl = plan(inp.wall, slots, need, level, ch, self.p, self.tz,
                   allow_raise=dep is not None and target is not None, departure=dep)
@@ -249,13 +256,26 @@ class EvMode:
         if inp.head_w is not None:
             left = max(QUARTER_S - inp.wall % QUARTER_S, 1.0)
             raise_w = st.plan.raise_w if st.plan is not None else 0.0
-            allowed = inp.draw_w + inp.head_w + raise_w * QUARTER_S / left - self.p.margin_w
+            # the margin is energy (100 W over the quarter: 25 Wh), kept for a late kettle
+            head = inp.head_w + (raise_w - self.p.quarter_margin_w) * QUARTER_S / left
+            if head < 0:  # a cut shows only after the charger's lag: cut more to make up
+                lag = self.p.charger_lag_s  # for it; in the last seconds it would show only
+                head = head * left / (left - lag) if left > lag + 1 else 0.0  # in the next
+            allowed = inp.draw_w + head
         power = want if allowed is None else min(want, allowed)
         capped = allowed is not None and allowed < want
         room = ch.cap(power)
         starting = st.current_a <= 0
-        on, wait = st.grid.step(inp.now, room if want > 0 else 0.0, ch.min_w(1),
-                                self.p.enable_delay_s if starting and not st.pv.charging else 0.0, 0.0)
+        quarter = int(inp.wall) // QUARTER_S
+        delay = self.p.enable_delay_s if starting and not st.pv.charging else 0.0
+        if st.end_pause_q is not None and st.end_pause_q != quarter:
+            delay = 0.0  # only the end of the last quarter paused it: a new quarter, at once
+        on, wait = st.grid.step(inp.now, room if want > 0 else 0.0, ch.min_w(1), delay, 0.0)
+        if not starting and not on:  # a pause: in the last 3 minutes of a quarter it is its end
+            late = QUARTER_S - inp.wall % QUARTER_S <= 180
+            st.end_pause_q = quarter if late and capped else None
+        elif on:
+            st.end_pause_q = None
         if not on or room <= 0:
             if want <= 0:
                 text = f"paused: {why}"
