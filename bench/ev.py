@@ -239,6 +239,10 @@ def run(report: Any, days: int = 28) -> None:
     report.section("EV charging under the capacity tariff", _table(all_runs, days))
 
 
+def _unannounced(r: Run) -> str:
+    return f"{r.over_unannounced} (at most {r.over_car_w:.0f} W)" if r.over_unannounced else "0"
+
+
 def _ev_text(r: Run) -> str:
     need = sum(n for _, n, _ in r.nights)
     got = sum(min(g, n) for _, n, g in r.nights)
@@ -258,7 +262,7 @@ def _table(runs: dict[str, list[Run]], days: int) -> str:
             r = runs[key][i]
             lines.append(f"| {seed} | {label} | {r.peak_w:.0f} W | {r.cost:.0f} EUR | "
                          f"{_ev_text(r) if key != 'ref' else '-'} | {r.boiler_wh / 1000:.1f} kWh | "
-                         f"{max(r.over_w, 0):.0f} W | {r.over_unannounced} |")
+                         f"{max(r.over_w, 0):.0f} W | {_unannounced(r)} |")
     for key, label in names.items():
         rs = runs[key]
         peak = sum(r.peak_w for r in rs) / len(rs)
@@ -267,6 +271,13 @@ def _table(runs: dict[str, list[Run]], days: int) -> str:
                      f"{sum(r.boiler_wh for r in rs) / len(rs) / 1000:.1f} kWh | "
                      f"{max(max(r.over_w, 0) for r in rs):.0f} W | "
                      f"{sum(r.over_unannounced for r in rs)} |")
+    lines.append("")
+    for i, seed in enumerate(SEEDS):
+        c = runs["c"][i]
+        if c.overs:
+            lines.append(f"(c) seed {seed}, quarters the car pushed over the threshold (day, start, "
+                         f"average, threshold, raise, car's average): " + "; ".join(c.overs[:8])
+                         + (" ..." if len(c.overs) > 8 else ""))
     goal = []
     for i, seed in enumerate(SEEDS):
         ref, c = runs["ref"][i], runs["c"][i]

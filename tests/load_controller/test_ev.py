@@ -228,3 +228,30 @@ def test_a_restart_in_the_middle_of_a_charge_continues_the_plan() -> None:
     after = h2.second(net=5230, head=0)
     assert (after["current_a"], after["phases"]) == (before["current_a"], before["phases"])
     assert h2.ctl.evmode.states["car"].plan == plan_before  # same quarter: the same plan
+
+
+def test_a_pause_at_a_quarters_end_restarts_at_once_one_in_the_middle_waits() -> None:
+    from load_controller.evmode import EvInputs
+
+    def run(pause_at: str) -> tuple[float, float]:
+        mode = EvMode()
+        for slot in range(96):
+            mode.base.history[slot] = [400.0]
+        state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+        t0 = at("2026-01-14T22:00")
+
+        def decide(wall: float, head: float, draw: float) -> float:
+            return mode.decide(EV, EvInputs(now=wall, wall=wall, net_w=400 + draw, draw_w=draw,
+                                            head_w=head, threshold_w=4000.0, state=state)).current_a
+
+        for k in range(61):  # the first start: 60 s (evcc's enable delay)
+            cur = decide(t0 + k, 3600, 0.0)
+        assert cur == 15.0
+        assert decide(at(f"2026-01-14T{pause_at}"), -3000, 3450) == 0.0  # the cap: pause
+        return (decide(at("2026-01-14T22:15:00"), 3600, 0.0),
+                decide(at("2026-01-14T22:16:00"), 3600, 0.0))
+
+    # 22:13 is in the last 3 minutes of its quarter: the next quarter starts at once
+    assert run("22:13:00") == (15.0, 15.0)
+    # 22:05: the household paused it; the next start waits the 60 s again
+    assert run("22:05:00") == (0.0, 15.0)
