@@ -36,25 +36,33 @@ def test_charger_steps_and_phases() -> None:
     assert CH.cap(4139) == 3680  # below 3 x 6 A: still one phase
     assert CH.cap(4830) == 4830  # 7 A x 3
     assert CH.cap(1379) == 0  # below 6 A on one phase: pause
-    assert CH.at_least(2050) == 2070  # 9 A
     assert to_current(3450, CH) == (15.0, 1)
     assert to_current(4830, CH) == (7.0, 3)
     assert to_current(1200, CH) == (0.0, 3)
 
 
-def test_a_night_that_fits_under_the_threshold_fills_from_22h_without_a_raise() -> None:
+def test_a_night_that_fits_is_spread_at_the_lowest_level_without_a_raise() -> None:
     now = at("2026-01-14T22:00")  # a Wednesday
     slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
     assert len(slots) == 38
     pl = plan(now, slots, 10_000, 4000, CH, P, TZ)
-    # room 4000 - 150 - 400 = 3450 W = 15 A on one phase: 862.5 Wh a quarter; 11 quarters
-    # give 9487.5 Wh, the 12th the 512.5 Wh left: 2050 W, 9 A = 2070 W
-    assert [s.power_w for s in pl.slots[:13]] == [3450.0] * 11 + [2070.0, 0.0]
-    assert all(s.power_w == 0 for s in pl.slots[12:])
+    # the night tariff ends at 07:00: 36 night quarters; 10 kWh is 1111 W each, and the least
+    # the charger draws is 6 A (1380 W, 345 Wh a quarter, 12420 Wh in all): every night
+    # quarter at 1380 W, far under the threshold; 07:00-07:30 (day tariff) not needed
+    assert [s.power_w for s in pl.slots] == [1380.0] * 36 + [0.0, 0.0]
     assert pl.raise_w == 0
-    assert pl.planned_wh == pytest.approx(11 * 862.5 + 2070 / 4)
-    # done at 00:45 + 512.5 Wh / 2070 W = 891.3 s
-    assert pl.eta(now) == at("2026-01-15T00:45") + int(512.5 * 3600 / 2070)
+    assert pl.planned_wh == pytest.approx(36 * 345)
+    # done after 10000 / 345 = 28.99 quarters: 28 full, then 340 Wh at 1380 W = 887 s
+    assert pl.eta(now) == at("2026-01-15T05:00") + int(340 * 3600 / 1380)
+
+
+def test_thirty_kwh_take_15_a_on_one_phase() -> None:
+    now = at("2026-01-14T22:00")
+    slots = slots_until(now, at("2026-01-15T07:00"), flat(400))  # 36 quarters
+    pl = plan(now, slots, 30_000, 4000, CH, P, TZ)
+    # 14 A (3220 W) gives 36 x 805 = 28980 Wh, short; 15 A (3450 W): 31050 Wh
+    assert {s.power_w for s in pl.slots} == {3450.0}
+    assert pl.raise_w == 0
 
 
 def test_a_night_that_does_not_fit_raises_the_threshold_by_the_least_amount() -> None:
@@ -64,21 +72,29 @@ def test_a_night_that_does_not_fit_raises_the_threshold_by_the_least_amount() ->
     # 38 quarters: at 3680 W (16 A, one phase) 34960 Wh, at 4140 W (6 A x 3) 39330 Wh: short;
     # 7 A x 3 = 4830 W gives 45885 Wh: the room must be 4830 W, 1380 W more than 3450
     assert pl.raise_w == 1380
-    # 33 quarters at 4830 W = 39847.5 Wh, then 152.5 Wh at the 6 A minimum (1380 W)
-    assert [s.power_w for s in pl.slots[:35]] == [4830.0] * 33 + [1380.0, 0.0]
+    assert [s.power_w for s in pl.slots] == [4830.0] * 38
     mode = EvMode()
     assert mode.raise_cost(1380) == round(1.38 * 53 / 12, 2)
 
 
-def test_night_quarters_go_first_then_the_earliest() -> None:
+def test_night_quarters_go_first_then_the_day_ones() -> None:
     now = at("2026-01-14T18:00")  # day tariff until 22:00
     slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
     pl = plan(now, slots, 5_000, 4000, CH, P, TZ)
     powers = {dt.datetime.fromtimestamp(s.start, TZ).strftime("%H:%M"): s.power_w
-              for s in pl.slots if s.power_w}
-    # 5000 Wh: 5 quarters of 862.5 Wh from 22:00 (4312.5 Wh), then 687.5 Wh: 2750 W -> 12 A
-    assert powers == {"22:00": 3450.0, "22:15": 3450.0, "22:30": 3450.0, "22:45": 3450.0,
-                      "23:00": 3450.0, "23:15": 2760.0}
+              for s in pl.slots}
+    # 5 kWh fit in the 36 night quarters (22:00-07:00) at the 6 A minimum: the evening and
+    # 07:00-07:30 stay free
+    assert {k: v for k, v in powers.items() if v} == {
+        k: 1380.0 for k in powers if k >= "22:00" or k < "07:00"}
+    assert all(v == 0 for k, v in powers.items() if "18:00" <= k < "22:00")
+    # 40 kWh: the night at the threshold (36 x 862.5 = 31050 Wh), the 8950 Wh left in the 18
+    # day quarters (16 in the evening, 2 after 07:00) at the lowest level: 8 A gives 18 x 460
+    # = 8280 Wh, short; 9 A (2070 W) 9315 Wh
+    pl = plan(now, slots, 40_000, 4000, CH, P, TZ)
+    assert pl.raise_w == 0
+    day = [s.power_w for s in pl.slots if not 0 <= (s.start - at("2026-01-14T22:00")) < 9 * 3600]
+    assert day == [2070.0] * 18
 
 
 def test_hysteresis_like_evcc_enable_and_disable_delays() -> None:
@@ -96,7 +112,7 @@ def test_hysteresis_like_evcc_enable_and_disable_delays() -> None:
 # -- the controller, reading by reading -------------------------------------------------------------
 
 EV = OutputConfig(id="car", kind="ev", rated_w=11040, mode="ev", min_current_a=6,
-                  max_current_a=16, phases=3, departure="07:30", energy_kwh=10)
+                  max_current_a=16, phases=3, departure="07:30", energy_kwh=30)
 
 
 class Harness:

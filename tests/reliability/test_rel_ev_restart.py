@@ -2,11 +2,13 @@
 load-controller as processes, at 10x speed; then the load-controller is SIGKILLed in the middle
 of the charge and restarted: it continues the plan from its state file.
 
-The night: a Wednesday, a 400 W base load, the car plugged in since 21:00 needing 10 kWh by
+The night: a Wednesday, a 400 W base load, the car plugged in since 21:00 needing 20 kWh by
 07:30, the month peak 0 (threshold 2.5 kW). At 22:00 (night tariff) the plan is remade with the
-base load learnt in the quarter before (400 W): room 2500 - 150 - 400 = 1950 W, 8 A on one phase
-(1840 W); 36 quarters x 460 Wh > 10 kWh, no raise. The charge starts after evcc's 60 s enable
-delay, the charger applies it 3 s later.
+base load learnt in the quarter before (400 W), for the 36 night quarters to 07:00 (30 min
+before departure): under the threshold 2500 - 150 - 400 = 1950 W, 8 A on one phase (1840 W,
+16560 Wh), is short; 10 A (2300 W) gives 20700 Wh: the level must be 2700 W, a raise of 350 W
+(1.55 EUR/year at 53 EUR/kW/year / 12). The charge starts after evcc's 60 s enable delay, the
+charger applies it 3 s later and ramps from 6 A by 2 A/s.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ meter: {synthetic: false}
 events:
   - {after: 0, load: {id: base, w: 400, phase: 1}}
 ev: {id: car, phases: 3, arrival: "21:00", arrival_sd_min: 0, departure: "07:30",
-     energy_min_kwh: 10, energy_max_kwh: 10, delay_s: 3, ramp_a_per_s: 2, watchdog_s: 10}
+     energy_min_kwh: 20, energy_max_kwh: 20, delay_s: 3, ramp_a_per_s: 2, watchdog_s: 10}
 """
 OUTPUTS = {"v": 1, "outputs": [
     {"id": "car", "kind": "ev", "rated_w": 11040, "mode": "ev", "min_current_a": 6,
-     "max_current_a": 16, "phases": 3, "departure": "07:30", "energy_kwh": 10}]}
+     "max_current_a": 16, "phases": 3, "departure": "07:30", "energy_kwh": 20}]}
 
 
 def _t(msg_json: dict[str, Any]) -> float:
@@ -71,22 +73,33 @@ def test_ev_mode_charges_and_a_restart_continues_the_plan(mosquitto: Mosquitto,
                       mosquitto, tmp_path, P1_HA_DISCOVERY="false").start(),
                  Proc("peak-forecaster", ["run", "--no-ha-discovery"], mosquitto, tmp_path).start()]
         lc = Proc("load-controller", lc_args, mosquitto, tmp_path).start()
+        sub.clear()
+        seen_from = _t(wait_for(lambda: sub.on(f"p1/{SITE}/reading"), 10)[0].json())
 
-        # the charge starts after 22:01:00 (60 s enable delay), at 8 A on one phase
+        # the charge starts after evcc's 60 s enable delay, at 10 A on one phase
         def charging() -> dict[str, Any] | None:
-            return next((s for s in _states(sub) if s.get("power_w") == 1840.0), None)
+            return next((s for s in _states(sub) if s.get("power_w") == 2300.0), None)
 
         first = wait_for(charging, 40)
-        started = next(s for s in _states(sub) if s.get("current_a") == 8.0)
-        assert (started["phases"], started["connected"]) == (1, True)
-        assert _at("22:01:00") <= _t(started) <= _at("22:01:20"), started["ts"]
-        assert _t(first) - _t(started) == 1.0  # 6 A, then 8 A a second later (ramp 2 A/s)
-        control = wait_for(lambda: [m.json() for m in sub.on(f"p1/{SITE}/control")
-                                    if m.json()["outputs"][0]["ev"]["current_a"] == 8.0], 10)[-1]
+        started = next(s for s in _states(sub) if s.get("current_a") == 10.0)
+        assert (started["phases"], started["connected"], started["power_w"]) == (1, True, 1380.0)
+        # (meter time and the controller's x10 clock drift apart on a busy machine: the exact
+        # 60 s are tests/load_controller/test_ev.py's; here: it waited, and said so)
+        assert seen_from + 20 <= _t(started) <= seen_from + 90, (started["ts"], seen_from)
+        assert any("starting in" in m.json()["outputs"][0]["reason"]
+                   for m in sub.on(f"p1/{SITE}/control"))
+        assert _t(first) - _t(started) == 2.0  # 6 A, 8 A, 10 A (ramp 2 A/s)
+        control = wait_for(lambda: [d for d in (m.json() for m in sub.on(f"p1/{SITE}/control"))
+                                    if d["outputs"][0]["ev"]["current_a"] == 10.0 and
+                                    d["outputs"][0]["ev"]["plan"][0]["start"].startswith(
+                                        "2026-01-14T22:00")], 30)[-1]
         ev = control["outputs"][0]["ev"]
-        assert (ev["target_wh"], ev["raise_w"], ev["phases"]) == (10000.0, 0.0, 1)
+        assert (ev["target_wh"], ev["raise_w"], ev["raise_cost_eur_year"], ev["phases"]) == (
+            20000.0, 350.0, 1.55, 1)
         assert ev["plan"][0]["start"] == "2026-01-14T22:00:00+01:00"
-        assert (ev["plan"][0]["power_w"], ev["plan"][0]["base_w"]) == (1840.0, 400.0)
+        assert (ev["plan"][0]["power_w"], ev["plan"][0]["base_w"],
+                ev["plan"][0]["threshold_w"]) == (2300.0, 400.0, 2850.0)
+        assert "raising the quarter threshold by 350 W to 2850 W" in lc.output()
         assert control["outputs"][0]["decision"] == "current"
 
         # SIGKILL in the middle of the charge, and a new process with the same state folder
@@ -97,12 +110,12 @@ def test_ev_mode_charges_and_a_restart_continues_the_plan(mosquitto: Mosquitto,
         readings = wait_for(lambda: sub.on(f"p1/{SITE}/reading"), 10)
         online_at = _t(readings[-1].json())
         assert "state from" in lc2.output() and "1 charger plan" in lc2.output()
-        resumed = wait_for(lambda: next((s for s in _states(sub) if s.get("current_a") == 8.0
+        resumed = wait_for(lambda: next((s for s in _states(sub) if s.get("current_a") == 10.0
                                          and s["seq"] > seq_base), None), 30)
-        # no new enable delay: back at 8 A well within 60 s of meter time
+        # no new enable delay: back at 10 A well within 60 s of meter time
         assert _t(resumed) - online_at < 30, (resumed["ts"], online_at)
         after = wait_for(lambda: [m.json() for m in sub.on(f"p1/{SITE}/control")
-                                  if m.json()["outputs"][0]["ev"]["current_a"] == 8.0], 10)[-1]
+                                  if m.json()["outputs"][0]["ev"]["current_a"] == 10.0], 10)[-1]
         assert after["outputs"][0]["ev"]["plan"][:4] == ev["plan"][:4]
         for p in [*procs, lc2]:
             assert p.alive(), p.output()[-2000:]

@@ -111,14 +111,6 @@ class Charger:
             return 0.0
         return self._whole(min(room_w, self.max_a * self.voltage_v), 1)
 
-    def at_least(self, power_w: float) -> float:
-        """The least whole-amp power >= ``power_w`` (one phase while it carries it)."""
-        for ph in ([1, 3] if self.phases == 3 else [1]):
-            amps = max(math.ceil(power_w / (self.voltage_v * ph) - 1e-9), self.min_a)
-            if amps <= self.max_a:
-                return amps * self.voltage_v * ph
-        return self.max_w()
-
     def _whole(self, power_w: float, phases: int) -> float:
         step = self.voltage_v * phases
         return math.floor(power_w / step + 1e-9) * step
@@ -211,44 +203,54 @@ def slots_until(now: float, until: int, base: Callable[[int], float]) -> list[Sl
     return out
 
 
+def _least(fn: Callable[[float], float], goal: float, hi: float, step: float) -> float:
+    """The least ``x`` in [0, ``hi``] on a ``step`` grid with ``fn(x) >= goal`` (``fn``
+    non-decreasing); ``hi`` when none."""
+    lo, top = 0.0, hi
+    while top - lo > step:
+        mid = (lo + top) / 2
+        lo, top = (mid, top) if fn(mid) < goal else (lo, mid)
+    x = math.floor(lo / step) * step
+    while fn(x) < goal and x < hi:
+        x += step
+    return min(x, hi)
+
+
 def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: Charger,
          p: EvParams, tz: ZoneInfo, allow_raise: bool = True,
          departure: int | None = None) -> Plan:
-    """Fill the slots with ``need_wh``: night quarters first, then the earliest, each at
-    what ``threshold + raise - margin - base`` lets the charger draw; the least raise (in
-    ``raise_step_w`` steps) that makes the need fit, if ``allow_raise``."""
+    """Fill the slots with ``need_wh`` at the lowest level that does it (water-filling: each
+    quarter draws what ``level - base`` lets the charger draw), night-tariff quarters first:
+    the lowest level over the night quarters under ``threshold - margin``; if they are not
+    enough, they take that much and the day quarters the rest at the lowest level; if all
+    are not enough, the least raise (``raise_step_w`` steps) that makes it fit, if
+    ``allow_raise`` (and when even full power does not, the raise that gives the most)."""
+    top = threshold_w - p.margin_w
+    night = [is_night(s.start, tz, p) for s in slots]
 
-    def capacity(raise_w: float) -> float:
-        return sum(ch.cap(threshold_w + raise_w - p.margin_w - s.base_w) * s.seconds / 3600
-                   for s in slots)
+    def energy(level: float, which: bool | None = None) -> float:
+        return sum(ch.cap(level - s.base_w) * s.seconds / 3600
+                   for s, n in zip(slots, night, strict=True) if which is None or n == which)
 
+    hi = ch.max_w() + max((s.base_w for s in slots), default=0.0)
+    levels = {True: 0.0, False: 0.0}  # night, day
     raise_w = 0.0
-    if allow_raise and need_wh > 0 and capacity(0.0) < need_wh:
-        top = ch.max_w() + max((s.base_w for s in slots), default=0.0) + p.margin_w
-        goal = min(need_wh, capacity(top) - 1.0)  # not possible at all: the raise for the most
-        lo, hi = 0.0, top
-        while hi - lo > p.raise_step_w:
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if capacity(mid) < goal else (lo, mid)
-        raise_w = math.floor(lo / p.raise_step_w) * p.raise_step_w
-        while capacity(raise_w) < goal:  # the least step on the grid that makes it fit
-            raise_w += p.raise_step_w
-    order = sorted(range(len(slots)), key=lambda i: (not is_night(slots[i].start, tz, p),
-                                                      slots[i].start))
-    powers = [0.0] * len(slots)
-    left = need_wh
-    for i in order:
-        s = slots[i]
-        if left <= 0 or s.seconds <= 0:
-            continue
-        cap = ch.cap(threshold_w + raise_w - p.margin_w - s.base_w)
-        want = left * 3600 / s.seconds
-        power = min(cap, ch.at_least(want))  # the last quarter: at least the minimum
-        if power <= 0:
-            continue
-        powers[i] = round(power, 1)
-        left -= power * s.seconds / 3600
-    out = tuple(Slot(s.start, s.seconds, round(s.base_w, 1), powers[i]) for i, s in enumerate(slots))
+    if need_wh <= 0:
+        pass
+    elif energy(top, True) >= need_wh:
+        levels[True] = _least(lambda x: energy(x, True), need_wh, top, p.raise_step_w)
+    elif energy(top) >= need_wh:
+        rest = need_wh - energy(top, True)
+        levels = {True: top, False: _least(lambda x: energy(x, False), rest, top, p.raise_step_w)}
+    elif allow_raise:
+        goal = min(need_wh, energy(hi) - 1.0)
+        raise_w = _least(lambda r: energy(top + r), goal, hi, p.raise_step_w)
+        levels = {True: top + raise_w, False: top + raise_w}
+    else:
+        levels = {True: top, False: top}
+    out = tuple(Slot(s.start, s.seconds, round(s.base_w, 1),
+                     round(ch.cap(levels[n] - s.base_w), 1) if s.seconds > 0 else 0.0)
+                for s, n in zip(slots, night, strict=True))
     planned = sum(s.power_w * s.seconds / 3600 for s in out)
     return Plan(out, threshold_w, raise_w, need_wh, planned, departure)
 

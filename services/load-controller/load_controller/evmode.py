@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,8 +61,6 @@ class EvState:
     pv: Hysteresis = field(default_factory=Hysteresis)
     grid: Hysteresis = field(default_factory=Hysteresis)
     announced_raise_w: float = 0.0
-    raised_to_w: float = 0.0  # the threshold this session's plans raised it to (kept)
-    raised_month: str = ""  # the local month of that raise (a new month starts again)
     end_pause_q: int | None = None  # paused by the end of this quarter: the next starts at once
     rendered: tuple[Plan, list[dict[str, Any]]] | None = None  # the plan as control shows it
 
@@ -77,8 +75,7 @@ class EvState:
             "plan_key": list(self.plan_key) if self.plan_key is not None else None,
             "current_a": self.current_a, "phases": self.phases,
             "pv_charging": self.pv.charging, "grid_charging": self.grid.charging,
-            "announced_raise_w": self.announced_raise_w, "raised_to_w": self.raised_to_w,
-            "raised_month": self.raised_month,
+            "announced_raise_w": self.announced_raise_w,
         }
 
     @classmethod
@@ -98,8 +95,6 @@ class EvState:
         st.pv.charging = bool(d.get("pv_charging", False))
         st.grid.charging = bool(d.get("grid_charging", False))
         st.announced_raise_w = float(d.get("announced_raise_w", 0.0))
-        st.raised_to_w = float(d.get("raised_to_w", 0.0))
-        st.raised_month = str(d.get("raised_month", ""))
         return st
 
 
@@ -170,8 +165,8 @@ class EvMode:
         return target, max(0.0, target - done)
 
     def replan(self, cfg: OutputConfig, st: EvState, inp: EvInputs) -> list[str]:
-        """Plan the quarters until departure (no departure: the next 24 h, no raise). A raise
-        stays for the session: the next plans start from the threshold it raised to."""
+        """Plan the quarters until departure (no departure: the next 24 h, no raise), at every
+        quarter afresh: a raise that was used is the month peak (the threshold) by then."""
         target, need = self._need(cfg, inp.state)
         ch = charger_of(cfg, self.p)
         threshold = inp.threshold_w if inp.threshold_w is not None else 2500.0
@@ -183,22 +178,16 @@ class EvMode:
         if dep is None:  # as soon as cheap / allowed: the night quarters under the threshold
             slots = [s if is_night(s.start, self.tz, self.p) else Slot(s.start, 0.0, s.base_w)
                      for s in slots]
-        month = dt.datetime.fromtimestamp(inp.wall, self.tz).strftime("%Y-%m")
-        if st.raised_month != month:  # a new month: its own threshold, no raise carried over
-            st.raised_to_w, st.announced_raise_w, st.raised_month = 0.0, 0.0, month
-        level = max(threshold, st.raised_to_w)
-        pl = plan(inp.wall, slots, need, level, ch, self.p, self.tz,
-                  allow_raise=dep is not None and target is not None, departure=dep)
-        raise_w = level + pl.raise_w - threshold
-        st.plan = replace(pl, threshold_w=threshold, raise_w=raise_w)
+        st.plan = plan(inp.wall, slots, need, threshold, ch, self.p, self.tz,
+                       allow_raise=dep is not None and target is not None, departure=dep)
         st.plan_quarter = int(inp.wall) // QUARTER_S
         self.dirty = self.plan_dirty = True
         events = []
-        if raise_w > 0:
-            st.raised_to_w = threshold + raise_w
-        if raise_w > 0 and raise_w - st.announced_raise_w >= self.p.raise_step_w:
+        raise_w = st.plan.raise_w
+        if raise_w > 0 and abs(raise_w - st.announced_raise_w) >= self.p.raise_step_w:
             events.append(self._raise_text(cfg, st.plan, need))
-        st.announced_raise_w = raise_w
+        # a raise once used is the month peak, the threshold of the next plans: no raise then
+        st.announced_raise_w = raise_w if raise_w > 0 else 0.0
         return events
 
     def _raise_text(self, cfg: OutputConfig, pl: Plan, need: float) -> str:
@@ -222,7 +211,7 @@ class EvMode:
         if connected is False:
             if st.plan is not None:
                 self.dirty = self.plan_dirty = True
-            st.plan, st.plan_key, st.announced_raise_w, st.raised_to_w = None, None, 0.0, 0.0
+            st.plan, st.plan_key, st.announced_raise_w = None, None, 0.0
             st.pv.stop()
             st.grid.stop()
             return self._out(st, 0.0, st.phases, ch, "paused: no car plugged in")
