@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=SERVICE,
         description="Simulated house (household load, PV with clouds, a boiler and a relay "
-        "load that follow MQTT 'set') behind a simulated Fluvius eMUCS 1.7.1 or DSMR 5 meter, "
+        "load that follow MQTT 'set', and with the scenario's 'ev' key an EV charger with a "
+        "car arriving every evening) behind a simulated Fluvius eMUCS 1.7.1 or DSMR 5 meter, "
         "writing P1 telegrams with valid CRC to a pty, a TCP port, stdout or a file, in real "
         "time or faster. Deterministic with --seed.",
         epilog=ENV_HELP,
