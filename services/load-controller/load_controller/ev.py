@@ -47,6 +47,8 @@ class EvParams:
     ready_before_s: float = 1800.0  # plan to be done this long before departure (a quarter
     # of the time left at most): the taper and a busier night than forecast fit in it
     raise_step_w: float = 10.0
+    reserve: float = 0.02  # planned on top of the need (and reserve_wh): pauses, the taper
+    reserve_wh: float = 100.0
     charger_lag_s: float = 5.0  # a lower current shows this long after it is sent (delay, ramp)
 
 

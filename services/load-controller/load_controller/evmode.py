@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -178,8 +178,10 @@ class EvMode:
         if dep is None:  # as soon as cheap / allowed: the night quarters under the threshold
             slots = [s if is_night(s.start, self.tz, self.p) else Slot(s.start, 0.0, s.base_w)
                      for s in slots]
-        st.plan = plan(inp.wall, slots, need, threshold, ch, self.p, self.tz,
-                       allow_raise=dep is not None and target is not None, departure=dep)
+        extra = (need * self.p.reserve + self.p.reserve_wh) if target is not None and need > 0 else 0
+        pl = plan(inp.wall, slots, need + extra, threshold, ch, self.p, self.tz,
+                  allow_raise=dep is not None and target is not None, departure=dep)
+        st.plan = replace(pl, need_wh=need)
         st.plan_quarter = int(inp.wall) // QUARTER_S
         self.dirty = self.plan_dirty = True
         events = []
