@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-ORDER = ["parser", "reader", "sim", "peak", "control", "load", "fuzz"]
+ORDER = ["parser", "reader", "sim", "peak", "control", "ev", "load", "fuzz"]
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

@@ -152,3 +152,49 @@ def test_telegram_interval_is_the_shortest_recent_gap() -> None:
     assert got == [None, None, None, 1.0, 1.0, 1.0]  # a lost telegram (1 -> 3) changes nothing
     assert [iv.observe(f"2026-01-15T12:00:{s:02d}+01:00") for s in (25, 35)] == [1.0, 10.0]
     assert iv.observe(None) == 10.0 and iv.observe("garbage") == 10.0
+
+
+def test_ev_charger_entities_read_their_output_from_control() -> None:
+    """The templates rendered by Home Assistant's Jinja (its venv): the charger's values from
+    ``control``, unknown (None) when the output or the field is absent."""
+    import subprocess
+
+    from p1common.discovery import ev_entities
+    from support import REPO
+
+    msgs = discovery_messages(ev_entities("Car-1"), site="home", node="load_controller_home",
+                              state_topics="p1/home/control", status_topic="p1/status/lc")
+    by_topic = dict(msgs)
+    assert sorted(by_topic) == [f"homeassistant/sensor/load_controller_home/ev_car_1_{k}/config"
+                                for k in ("current", "eta", "power", "raise", "reason",
+                                          "session", "target")]
+    cur = by_topic["homeassistant/sensor/load_controller_home/ev_car_1_current/config"]
+    assert (cur["default_entity_id"], cur["unit_of_measurement"], cur["device_class"],
+            cur["state_topic"]) == ("sensor.p1_home_ev_car_1_current", "A", "current",
+                                    "p1/home/control")
+    python = REPO / ".venv-ha" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("no .venv-ha (make ha-venv): Home Assistant's Jinja is not here")
+    control = {"outputs": [
+        {"id": "boiler", "reason": "on"},
+        {"id": "Car-1", "reason": "8 A x 1: plan 1840 W this quarter" + "x" * 300,
+         "ev": {"current_a": 8.0, "phases": 1, "power_w": 1840.0, "session_wh": 1234.5,
+                "target_wh": 10000.0, "eta": "2026-01-15T03:10:00+01:00", "raise_w": 0.0}}]}
+    docs = [control, {"outputs": [{"id": "Car-1", "reason": "paused", "ev": {"current_a": 0.0}}]},
+            {"outputs": []}, {"v": 1}]
+    templates = [cfg["value_template"] for _, cfg in msgs]
+    script = ("import json, sys, jinja2\n"
+              "t, docs = json.load(sys.stdin)\n"
+              "env = jinja2.Environment()\n"
+              "print(json.dumps([[env.from_string(x).render(value_json=d) for x in t] for d in docs]))")
+    out = subprocess.run([str(python), "-c", script], input=json.dumps([templates, docs]),
+                         capture_output=True, text=True, check=True, timeout=60)
+    rendered = [dict(zip((t.split("/")[3] for t, _ in msgs), row, strict=True))
+                for row in json.loads(out.stdout)]
+    assert rendered[0] == {"ev_car_1_current": "8.0", "ev_car_1_power": "1840.0",
+                           "ev_car_1_session": "1234.5", "ev_car_1_target": "10000.0",
+                           "ev_car_1_eta": "2026-01-15T03:10:00+01:00", "ev_car_1_raise": "0.0",
+                           "ev_car_1_reason": ("8 A x 1: plan 1840 W this quarter" + "x" * 300)[:255]}
+    assert rendered[1]["ev_car_1_current"] == "0.0"
+    assert rendered[1]["ev_car_1_eta"] == "None" and rendered[1]["ev_car_1_reason"] == "paused"
+    assert set(rendered[2].values()) == {"None"} and set(rendered[3].values()) == {"None"}

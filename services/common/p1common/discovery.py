@@ -346,3 +346,48 @@ def reading_discovery(
     return discovery_messages(
         entities, site=site, node=f"p1_reader_{site}", state_topics=state_topic,
         status_topic=status_topic, reading=reading, expire_after=expire)
+
+
+# -- EV chargers (load-controller, kind "ev"): from its retained ``control`` -------------------------
+def ev_key(output_id: str) -> str:
+    """The entity key part of an output id (ids may hold '-', '.' and capitals)."""
+    return "ev_" + re.sub(r"[^a-z0-9_]", "_", output_id.lower())
+
+
+def _ev_template(output_id: str, expr: str) -> str:
+    """The value of ``expr`` (on ``o``, the output's decision in ``control``), else None."""
+    quoted = output_id.replace("'", "")  # ids are [A-Za-z0-9_.-]: nothing to escape
+    return ("{% set m = (value_json.outputs if value_json is mapping and value_json.outputs "
+            f"is defined else []) | selectattr('id', 'eq', '{quoted}') | list %}}"
+            f"{{% set o = m[0] if m else None %}}{{{{ {expr} }}}}")
+
+
+def ev_entities(output_id: str) -> tuple[EntityDescription, ...]:
+    """A charger's entities: current, power, energy charged and its target, the ETA, the raise
+    of the threshold the plan needs, and the reason in words."""
+    k = ev_key(output_id)
+
+    def ev_field(name: str) -> str:
+        return _ev_template(output_id, f"o.ev.{name} if o and o.ev is defined and o.ev "
+                            f"and o.ev.{name} is defined and o.ev.{name} is not none else None")
+
+    return (
+        EntityDescription(f"{k}_current", f"EV {output_id} charging current", device_class="current",
+                          state_class="measurement", unit="A", icon="mdi:ev-station",
+                          value_template=ev_field("current_a")),
+        EntityDescription(f"{k}_power", f"EV {output_id} charging power", device_class="power",
+                          state_class="measurement", unit="W", value_template=ev_field("power_w")),
+        EntityDescription(f"{k}_session", f"EV {output_id} energy charged", device_class="energy",
+                          unit="Wh", value_template=ev_field("session_wh")),
+        EntityDescription(f"{k}_target", f"EV {output_id} energy target", device_class="energy",
+                          unit="Wh", icon="mdi:battery-charging-high",
+                          value_template=ev_field("target_wh")),
+        EntityDescription(f"{k}_eta", f"EV {output_id} ready at", device_class="timestamp",
+                          value_template=ev_field("eta")),
+        EntityDescription(f"{k}_raise", f"EV {output_id} threshold raise", device_class="power",
+                          unit="W", icon="mdi:arrow-up-bold", value_template=ev_field("raise_w")),
+        EntityDescription(f"{k}_reason", f"EV {output_id} reason", icon="mdi:text",
+                          value_template=_ev_template(
+                              output_id, f"o.reason[:{STATE_MAX}] if o and o.reason is defined "
+                              "else None")),
+    )

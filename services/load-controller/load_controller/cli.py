@@ -14,10 +14,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p1common.settings import CommonSettings, SettingsError
 
 from .config import ConfigError, LoadControllerSettings, load_outputs_file, parse_outputs
+
+if TYPE_CHECKING:
+    from p1common.payloads import OutputConfig
+    from p1common.service import ServiceRuntime
 
 EPILOG = """\
 environment (CLI flags override):
@@ -35,6 +40,9 @@ environment (CLI flags override):
   LOADCTL_FOLLOW_TIMEOUT_S  report a device not following after this long (5)
   LOADCTL_PEAK_MAX_AGE_S    peak forecasts older than this are ignored (60)
   LOADCTL_DEADBAND_W        proportional changes smaller than this are not made (0)
+  P1_STATE_DIR              EV mode state in $P1_STATE_DIR/load-controller/<site>.json
+                            (default ./var; single-site mode)
+  LOADCTL_HA_DISCOVERY      Home Assistant entities of EV chargers (true)
   LOADCTL_SPEED             clock speed for simulations: match meter-sim --speed (1)
   LOADCTL_ALL_SITES         true: serve every site (p1/+/reading ...), not P1_SITE (false)
   LOADCTL_SHARDS, LOADCTL_SHARD  with all sites: split them over N processes; this one
@@ -71,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --all-sites: the sites are split over N processes (LOADCTL_SHARDS)")
     ap.add_argument("--shard", type=int, metavar="K",
                     help="with --all-sites: this process serves shard K, 0-based (LOADCTL_SHARD)")
+    ap.add_argument("--state-dir", metavar="DIR",
+                    help="where EV mode keeps its plans and the learnt base load "
+                    "(default $P1_STATE_DIR/load-controller)")
+    ap.add_argument("--no-ha-discovery", action="store_true",
+                    help="publish no Home Assistant entities for EV chargers "
+                    "(LOADCTL_HA_DISCOVERY=false)")
     ap.add_argument("--check-config", metavar="FILE",
                     help="validate an outputs document, print it normalised, and exit")
     return ap
@@ -101,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from p1common.service import ServiceRuntime
 
-    from .service import LoadControllerService, scaled_clock
+    from .service import scaled_clock
 
     runtime = ServiceRuntime("load-controller", common)
     if settings.all_sites:
@@ -120,8 +134,23 @@ def main(argv: list[str] | None = None) -> int:
         runtime.start()
         runtime.run_until_stopped(tick=multi.tick, tick_s=1.0 / settings.speed)
         return 0
+    return _run_single(args, env, common, settings, outputs, runtime)
+
+
+def _run_single(args: argparse.Namespace, env: dict[str, str], common: CommonSettings,
+                settings: LoadControllerSettings, outputs: list[OutputConfig],
+                runtime: ServiceRuntime) -> int:
+    """One site's controller, with its state file (EV mode) and its Home Assistant entities."""
+    from p1common.service import state_dir
+
+    from .service import LoadControllerService, scaled_clock
+
+    sdir = Path(args.state_dir) if args.state_dir else state_dir("load-controller")
     service = LoadControllerService(runtime, common.site, settings.params, outputs,
-                                    clock=scaled_clock(settings.speed))
+                                    clock=scaled_clock(settings.speed),
+                                    state_path=sdir / f"{common.site}.json",
+                                    ha_discovery=not args.no_ha_discovery and env_bool(
+                                        env, "LOADCTL_HA_DISCOVERY", True))
     topic = runtime.topics.config(common.site, "outputs")
     runtime.log.info("site %s, %s; watchdog %g s, gain %g%s", common.site,
                      f"{len(outputs)} output(s) from {settings.config_file} until {topic} says "
@@ -130,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
                      settings.params.watchdog_s, settings.params.gain,
                      f", clock speed x{settings.speed:g}" if settings.speed != 1 else "")
     runtime.start()
+    service.discover()
     runtime.run_until_stopped(tick=service.tick, tick_s=1.0 / settings.speed)
     return 0
+
+def env_bool(env: dict[str, str], name: str, default: bool) -> bool:
+    from p1common.settings import Env
+
+    return Env(env).bool(name, default)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from typing import Any
 from p1common import CONTRACT_VERSION
 from p1common.payloads import OutputConfig
 
+from .ev import EvParams
+from .evmode import EvInputs, EvMode
 from .modes import (
     LevelTrack,
     ResponseModel,
@@ -62,6 +64,8 @@ class Params:
     probe_s: float = 30.0  # a load judged not drawing is probed this long after the verdict,
     probe_max_s: float = 960.0  # then twice as long after each probe that confirms it, up to this
     probe_hold_s: float = 2.5  # how long a probe holds the command at 0 before judging
+    ev: EvParams = field(default_factory=EvParams)  # EV mode (ev.py)
+    state_fresh_s: float = 15.0  # a charger's power report is used for this long
 
 
 @dataclass
@@ -103,6 +107,8 @@ class OutputRuntime:
     resumed_at: float | None = None  # the reading at which the load was seen drawing again
     probe_wait_s: float = 0.0  # time from the verdict (or the last probe) to the next probe
     probe: tuple[float, float, float] | None = None  # (started at, net before, level before)
+    ev_current_a: float = 0.0  # kind ev: the current and phases commanded
+    ev_phases: int = 1
 
     @property
     def proportional(self) -> bool:
@@ -152,6 +158,9 @@ class Controller:
         self.period_s = 1.0  # telegram period, learnt from the readings
         self.household_hist: list[float] = []  # net minus what the outputs draw, per reading
         self.ts_offset: float | None = None  # our clock minus the meter's, fastest reading
+        self.evmode = EvMode(self.params.ev)
+        self.emit_control = True  # benchmarks that never read control turn it off
+        self.wall: float | None = None  # the last reading's meter time (UTC s)
         self.set_outputs(outputs or [])
 
     # -- configuration -------------------------------------------------------------
@@ -246,6 +255,7 @@ class Controller:
         self.last_reading_t = now
         self._switches(now, net, ordered)
         self._peak_guard_switches(now, ordered)
+        self._chargers(now, _epoch(reading.get("ts")), net, ordered, step)
         self._proportional(now, net, ordered)
         self.prev_net_w = net
         self._emit(step, now, ts)
@@ -317,7 +327,7 @@ class Controller:
         return seen
 
     def _switches(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
-        switches = [rt for rt in ordered if not rt.proportional]
+        switches = [rt for rt in ordered if not rt.proportional and rt.cfg.kind != "ev"]
         for rt in switches:
             rt.guard_note = None
             mode = rt.cfg.mode
@@ -353,9 +363,10 @@ class Controller:
         ref = now if now is not None else self.last_reading_t
         return ref is None or ref - self.peak_t <= self.params.peak_max_age_s
 
-    def headroom_w(self, ordered: list[OutputRuntime], decided: bool = True) -> float | None:
-        """The forecaster's headroom minus what outputs were commanded and the meter
-        (hence the forecast) does not show yet; ``decided=False`` leaves out the
+    def headroom_w(self, ordered: list[OutputRuntime], decided: bool = True,
+                   exclude: OutputRuntime | None = None) -> float | None:
+        """The forecaster's headroom minus what outputs (but ``exclude``) were commanded and
+        the meter (hence the forecast) does not show yet; ``decided=False`` leaves out the
         decisions of the step in progress."""
         if not self._peak_fresh() or self.peak is None:
             return None
@@ -363,7 +374,7 @@ class Controller:
         if not isinstance(raw, (int, float)) or isinstance(raw, bool):
             return None
         pending = sum((rt.level_w if decided else rt.track.commanded_w) - rt.visible_w
-                      for rt in ordered if rt.drawing)
+                      for rt in ordered if rt.drawing and rt is not exclude)
         return float(raw) - pending
 
     def _peak_num(self, key: str) -> float:
@@ -376,7 +387,8 @@ class Controller:
 
     def _peak_guard_switches(self, now: float, ordered: list[OutputRuntime]) -> None:
         """Keep guarded switches from starting beyond the headroom; shed on deficit."""
-        switches = [rt for rt in ordered if not rt.proportional and rt.cfg.peak_guard]
+        switches = [rt for rt in ordered if not rt.proportional and rt.cfg.peak_guard
+                    and rt.cfg.kind != "ev"]
         if not switches:
             return
         if self.headroom_w(ordered) is None:
@@ -416,6 +428,68 @@ class Controller:
                 self._command(rt, now, 0.0, (
                     f"off: peak guard: headroom {fmt_w(self._peak_num('headroom_w'))} "
                     f"({self._peak_text()})"))
+
+    # -- EV chargers -----------------------------------------------------------------
+    def _ev_draw(self, rt: OutputRuntime, now: float) -> float:
+        """What a charger draws: its own report while fresh, else what the meter shows."""
+        st = rt.state or {}
+        power = st.get("power_w")
+        if (isinstance(power, (int, float)) and not isinstance(power, bool) and rt.state_t is not None
+                and now - rt.state_t <= self.params.state_fresh_s):
+            rt.visible_w = float(power)
+        return rt.visible_w
+
+    def _ev_headroom(self, ordered: list[OutputRuntime], rt: OutputRuntime,
+                     net: float) -> float | None:
+        """The forecaster's headroom (less what other outputs will still add), or the one the
+        quarter's energy so far and this reading's power give, whichever is lower: the
+        forecaster smooths the power over 30 s, a kettle that just started shows here now."""
+        head = self.headroom_w(ordered, exclude=rt)
+        if head is None or self.peak is None:
+            return head
+        energy, elapsed = self.peak.get("energy_wh"), self.peak.get("elapsed_s")
+        threshold = self.peak.get("threshold_w")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                   for x in (energy, elapsed, threshold)):
+            return head
+        assert isinstance(energy, (int, float)) and isinstance(elapsed, (int, float))
+        assert isinstance(threshold, (int, float))
+        left = max(900.0 - float(elapsed), 1.0)
+        pending = self._peak_num("headroom_w") - head
+        now_head = (threshold * 0.25 - energy - max(net, 0.0) * left / 3600) * 3600 / left
+        return min(head, now_head - pending)
+
+    def _chargers(self, now: float, wall: float | None, net: float, ordered: list[OutputRuntime],
+                  step: Step) -> None:
+        """Every output of kind ev: off, on (full current) or mode ev (evmode.py)."""
+        evs = [rt for rt in ordered if rt.cfg.kind == "ev"]
+        if not evs:
+            return
+        draws = {rt.cfg.id: self._ev_draw(rt, now) for rt in evs}
+        if wall is not None:
+            self.wall = wall
+            self.evmode.learn(wall, net - sum(draws.values()))
+        threshold = self._peak_num("threshold_w") if self._peak_fresh() else None
+        for rt in evs:
+            before = rt.ev_current_a
+            if rt.cfg.mode == "ev" and wall is not None:
+                out = self.evmode.decide(rt.cfg, EvInputs(
+                    now=now, wall=wall, net_w=net, draw_w=draws[rt.cfg.id],
+                    head_w=self._ev_headroom(ordered, rt, net), threshold_w=threshold,
+                    state=rt.state or {}))
+                rt.ev_current_a, rt.ev_phases = out.current_a, out.phases
+                self._command(rt, now, out.level_w, out.reason)
+                step.events += out.events
+            else:
+                on = rt.cfg.mode == "on"
+                rt.ev_current_a = rt.cfg.max_current_a if on else 0.0
+                rt.ev_phases = rt.cfg.phases
+                self._command(rt, now, rt.ev_current_a * self.params.ev.voltage_v * rt.ev_phases,
+                              "on: mode on (full current)" if on else (
+                                  "off: mode off" if rt.cfg.mode != "ev" else
+                                  "paused: the reading has no time"))
+            if (before > 0) != (rt.ev_current_a > 0):
+                step.events.append(f"output {rt.cfg.id}: {rt.reason}")
 
     # -- proportional --------------------------------------------------------------
     def _proportional(self, now: float, net: float, ordered: list[OutputRuntime]) -> None:
@@ -552,6 +626,9 @@ class Controller:
                                    "ttl_s": self.params.ttl_s}
         if rt.cfg.kind == "relay":
             payload["on"] = rt.level_w > 0
+        elif rt.cfg.kind == "ev":
+            payload["current_a"] = rt.ev_current_a if rt.level_w > 0 else 0.0
+            payload["phases"] = rt.ev_phases
         else:
             payload["pct"] = rt.pct
         return payload
@@ -564,7 +641,8 @@ class Controller:
             event = self._follow(rt, now)
             if event:
                 step.events.append(event)
-        step.control = self.control(now, ts)
+        if self.emit_control:
+            step.control = self.control(now, ts)
 
     def _follow(self, rt: OutputRuntime, now: float) -> str | None:
         """Compare what the device reports with what it was told."""
@@ -575,6 +653,8 @@ class Controller:
             return None
         if st.get("override"):
             rt.following, rt.follow_note = False, "device in manual override"
+        elif rt.cfg.kind == "ev":
+            self._follow_charger(rt, st, now)
         else:
             want_on = rt.level_w > 0
             if rt.cfg.kind == "relay" or "pct" not in st:
@@ -599,6 +679,20 @@ class Controller:
             return f"output {rt.cfg.id} follows again"
         return None
 
+    def _follow_charger(self, rt: OutputRuntime, st: dict[str, Any], now: float) -> None:
+        want = rt.ev_current_a if rt.level_w > 0 else 0.0
+        got = st.get("current_a")
+        if st.get("connected") is False:
+            rt.following, rt.follow_note = True, "no car plugged in"
+        elif isinstance(got, (int, float)) and abs(float(got) - want) <= 0.5:
+            rt.following, rt.follow_note = True, "follows"
+        elif now - rt.changed_at >= self.params.follow_timeout_s:
+            rt.following = False
+            rt.follow_note = (f"does not follow: commanded {want:g} A {now - rt.changed_at:.0f} s "
+                              f"ago, charger reports {got} A")
+        else:
+            rt.follow_note = f"waiting for the charger to apply {want:g} A"
+
     def control(self, now: float, ts: str) -> dict[str, Any]:
         outputs = []
         head = self.headroom_w(self._ordered())
@@ -609,7 +703,8 @@ class Controller:
                 "kind": rt.cfg.kind,
                 "mode": rt.cfg.mode,
                 "priority": rt.cfg.priority,
-                "decision": ("pct" if rt.proportional else ("on" if rt.on else "off")),
+                "decision": ("pct" if rt.proportional else "current" if rt.cfg.kind == "ev"
+                             else ("on" if rt.on else "off")),
                 "on": rt.on,
                 "level_w": round(rt.level_w, 1),
                 "reason": rt.reason,
@@ -630,6 +725,9 @@ class Controller:
             if rt.state is not None:
                 item["state"] = {k: rt.state[k] for k in ("on", "pct", "override", "seq")
                                  if k in rt.state}
+            if rt.cfg.kind == "ev":
+                item["ev"] = self.evmode.decision(rt.cfg, rt.state, self.wall or 0.0)
+                item["ev"]["current_a"] = rt.ev_current_a if rt.level_w > 0 else 0.0
             outputs.append(item)
         doc: dict[str, Any] = {"v": CONTRACT_VERSION, "site": self.site, "ts": ts,
                                "watchdog": self.watchdog, "outputs": outputs}

@@ -28,6 +28,7 @@ from p1common.settings import (
 )
 
 from .clock import parse_duration, parse_local
+from .ev import EvCharger
 from .loads import CommandError, ControllableLoad
 from .outputs import Output, PtyOutput, StreamOutput, TcpOutput
 from .scenario import ScenarioError, build, load_file
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=SERVICE,
         description="Simulated house (household load, PV with clouds, a boiler and a relay "
-        "load that follow MQTT 'set') behind a simulated Fluvius eMUCS 1.7.1 or DSMR 5 meter, "
+        "load that follow MQTT 'set', and with the scenario's 'ev' key an EV charger with a "
+        "car arriving every evening) behind a simulated Fluvius eMUCS 1.7.1 or DSMR 5 meter, "
         "writing P1 telegrams with valid CRC to a pty, a TCP port, stdout or a file, in real "
         "time or faster. Deterministic with --seed.",
         epilog=ENV_HELP,
@@ -170,7 +172,7 @@ class _Mqtt:
             runtime.mqtt.subscribe(runtime.topics.output_set(self.site, ident),
                                    self._handler(ident, load), qos=1)
 
-    def _handler(self, ident: str, load: ControllableLoad) -> Callable[[str, bytes], None]:
+    def _handler(self, ident: str, load: ControllableLoad | EvCharger) -> Callable[[str, bytes], None]:
         def handle(topic: str, payload: bytes) -> None:
             obj = decode_json_object(payload)  # BadPayload is counted by the wrapper
             try:

@@ -26,6 +26,7 @@ from .clock import (
     parse_local,
     prev_month,
 )
+from .ev import EvConfig
 from .house import HouseConfig
 from .loads import DEFAULT_LOADS, LoadConfig
 from .meter import HistoryEntry, MeterConfig
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 _Config = TypeVar("_Config", bound="DataclassInstance")
 _TOP_LEVEL_KEYS = frozenset({"seed", "start", "format", "house", "pv", "meter", "loads", "events",
-                             "command_delay_s", "watchdog_s"})
+                             "command_delay_s", "watchdog_s", "ev"})
 
 
 class ScenarioError(ValueError):
@@ -99,12 +100,14 @@ def build(data: dict[str, Any], *, start: int | None = None, seed: int | None = 
     pv = _optional_section(PvConfig, data.get("pv"), "pv", off=no_pv, kwp=pv_kwp)
     meter = _meter(data.get("meter"), start, seed)
     loads = _loads(data, delay_s=delay_s, watchdog_s=watchdog_s)
-    events = _events(data.get("events"), start, {ld.id for ld in loads})
+    evs = _evs(data.get("ev"), {ld.id for ld in loads})
+    events = _events(data.get("events"), start, {ld.id for ld in loads} | {e.id for e in evs})
     meter_raw = data.get("meter") or {}
     gas = house.gas if house else bool(meter_raw.get("gas", True))
     water = house.water if house else bool(meter_raw.get("water", True))
     return SimConfig(start=start, seed=seed, fmt=fmt, house=house, pv=pv, meter=meter,
-                     loads=tuple(loads), events=tuple(events), gas=gas, water=water)
+                     loads=tuple(loads), events=tuple(events), evs=tuple(evs), gas=gas,
+                     water=water)
 
 
 def _start(data: dict[str, Any]) -> int:
@@ -155,6 +158,19 @@ def _loads(data: dict[str, Any], *, delay_s: float | None,
     if watchdog_s is not None:
         loads = [replace(ld, watchdog_s=float(watchdog_s)) for ld in loads]
     return loads
+
+
+def _evs(raw: Any, load_ids: set[str]) -> list[EvConfig]:
+    """The EV chargers: ``ev:`` a mapping (one charger) or a list of them; absent: none."""
+    if raw is None or raw is False or raw == "off":
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    evs = [_section(EvConfig, item, "ev" if not isinstance(raw, list) else f"ev[{i}]")
+           for i, item in enumerate(items) if _enabled(item)]
+    ids = [e.id for e in evs]
+    if len(set(ids)) != len(ids) or set(ids) & load_ids:
+        raise ScenarioError("ev: ids must be unique, and differ from the loads' ids")
+    return evs
 
 
 def _meter(raw: Any, start: int, seed: int) -> MeterConfig:

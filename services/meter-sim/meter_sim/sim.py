@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from .clock import LocalClock
+from .ev import EvCharger, EvConfig
 from .house import DAY_S, DayProfile, HouseConfig, day_profile
 from .loads import DEFAULT_LOADS, ControllableLoad, LoadConfig
 from .meter import Meter, MeterConfig
@@ -41,6 +42,7 @@ class SimConfig:
     meter: MeterConfig = field(default_factory=MeterConfig)
     loads: tuple[LoadConfig, ...] = DEFAULT_LOADS
     events: tuple[Event, ...] = ()
+    evs: tuple[EvConfig, ...] = ()
     gas: bool = True
     water: bool = True
 
@@ -61,10 +63,14 @@ class Simulator:
         gas = cfg.gas and (cfg.house is None or cfg.house.gas)
         water = cfg.water and (cfg.house is None or cfg.house.water)
         self.writer = TelegramWriter(cfg.fmt, cfg.meter.equipment_id, gas=gas, water=water)
-        self.loads = {lc.id: ControllableLoad(lc, self.clock.iso) for lc in cfg.loads}
+        self.loads: dict[str, ControllableLoad | EvCharger] = {
+            lc.id: ControllableLoad(lc, self.clock.iso) for lc in cfg.loads}
+        self.evs = {ec.id: EvCharger(ec, cfg.seed, self.clock.iso) for ec in cfg.evs}
+        self.loads.update(self.evs)
         for load in self.loads.values():
             load.initial_state(cfg.start)
-        self._tank_loads = [ld for ld in self.loads.values() if ld.cfg.tank_l > 0 and ld.cfg.hot_water]
+        self._tank_loads = [ld for ld in self.loads.values() if isinstance(ld, ControllableLoad)
+                            and ld.cfg.tank_l > 0 and ld.cfg.hot_water]
         self.events = sorted(cfg.events, key=lambda e: e.at)
         self._ev = 0
         self.house_on = cfg.house is not None
@@ -125,7 +131,7 @@ class Simulator:
             w = load.step(t, 1.0, tap if load in self._tank_loads else 0.0)
             self.load_w[ident] = w
             if w:
-                _add(phases, load.cfg.phase, round(w))
+                _add(phases, load.phase if isinstance(load, EvCharger) else load.cfg.phase, round(w))
         pv = self._pv_power(t) if self.pv_on else 0
         self.pv_w = pv
         if pv:
