@@ -92,6 +92,10 @@ def test_ev_card(browser, ev_web, artifacts, viewport):  # type: ignore[no-untyp
         assert pg.is_hidden(f"{pump} .ev")
         assert pg.is_hidden(f"{pump} [name=charger]")
         assert pg.is_visible(f"{car} [name=charger]")
+        # and a charger's form has none of the switching fields the EV mode does not use
+        for name in ("threshold_w", "on_delay_s", "min_on_s", "target_net_w", "peak_guard"):
+            assert pg.is_hidden(f"{car} [name={name}]"), name
+            assert pg.is_visible(f"{pump} [name={name}]"), name
         check_clean(pg)
         shoot(pg, artifacts, f"outputs-ev-{'phone' if viewport is PHONE else 'desktop'}")
     finally:

@@ -9,10 +9,13 @@
   const KNOWN = new Set(["id", "output_id", "mode", "kind", "on", "pct", "reason", "decision", "seq", "state"]);
   const hhmm = (iso) => { const m = /T(\d\d:\d\d)/.exec(iso || ""); return m ? m[1] : "–"; };
 
-  /* An ev output's fields in its form only when the kind is ev. */
+  /* An ev output's fields in its form only when the kind is ev; the switching fields
+     (surplus threshold, delays, target net, peak guard) only when it is not: the EV mode
+     does not use them (it keeps their values in the document). */
   function evFields(form) {
     const ev = form.querySelector("[name=kind]").value === "ev";
     form.querySelectorAll(".ev-only").forEach((l) => { l.hidden = !ev; });
+    form.querySelectorAll(".not-ev").forEach((l) => { l.hidden = ev; });
   }
 
   /* Tonight's plan: per quarter the house's forecast (base_w) with the car (power_w) stacked
