@@ -273,3 +273,54 @@ def test_a_pause_at_a_quarters_end_restarts_at_once_one_in_the_middle_waits() ->
     assert run("22:13:00") == (15.0, 15.0)
     # 22:05: the household paused it; the next start waits the 60 s again
     assert run("22:05:00") == (0.0, 15.0)
+
+
+def _mode(base: dict[int, float] | None = None) -> EvMode:
+    mode = EvMode()
+    for slot in range(96):
+        mode.base.history[slot] = [(base or {}).get(slot, 400.0)]
+    return mode
+
+
+def _decide(mode: EvMode, cfg: OutputConfig, wall: float, head: float, draw: float,
+            state: dict[str, Any]) -> tuple[float, str]:
+    from load_controller.evmode import EvInputs
+
+    out = mode.decide(cfg, EvInputs(now=wall, wall=wall, net_w=400 + draw, draw_w=draw,
+                                    head_w=head, threshold_w=4000.0, state=state))
+    return out.current_a, out.reason
+
+
+def test_no_start_in_a_quarters_last_ten_seconds_it_would_show_in_the_next() -> None:
+    # the enable delay (60 s from 22:13:52) ends at 22:14:52, 8 s before the quarter's end: a
+    # set sent then applies after the charger's delay and ramp, in the next quarter, whose
+    # room nobody checked: the car waits, and starts at 22:15:00 (the delay already served).
+    # The headroom of a quarter with 1 kWh left in its last minute: 50 kW (the 25 Wh margin
+    # takes 100 x 900 / 8 = 11250 W of it 8 s before the end)
+    mode = _mode()
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:13:52")
+    got = [_decide(mode, EV, t0 + k, 50_000, 0.0, state) for k in range(69)]
+    assert [c for c, _ in got] == [0.0] * 68 + [15.0]
+    assert got[60][1] == ("paused: plan 3450 W this quarter; the quarter ends in 8 s, "
+                          "next quarter 3450 W")
+
+
+def test_a_planned_drop_is_sent_ten_seconds_before_the_quarter_ends() -> None:
+    # the quarter 22:15-22:30 has a base of 3800 W forecast: the plan gives it 0 W (3850 - 3800
+    # is below the minimum); the others 15 A (29680 Wh in 35 quarters: 14 A gives 35 x 805 =
+    # 28175 Wh, short; 15 A 30187 Wh). The car charges at 15 A until 22:14:49 (11 s left) and
+    # is paused at 22:14:50 (10 s left), so its delay and ramp end inside this quarter
+    mode = _mode({22 * 4 + 1: 3800.0})
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:00")
+    for k in range(61):
+        cur, _ = _decide(mode, EV, t0 + k, 3600, 0.0, state)
+    assert cur == 15.0
+    pl = mode.states["car"].plan
+    assert pl is not None and [s.power_w for s in pl.slots[:3]] == [3450.0, 0.0, 3450.0]
+    # (the headroom near the end of a quarter with 1 kWh left: 50 kW, as above)
+    assert _decide(mode, EV, at("2026-01-14T22:14:49"), 50_000, 3450.0, state)[0] == 15.0
+    cur, why = _decide(mode, EV, at("2026-01-14T22:14:50"), 50_000, 3450.0, state)
+    assert cur == 0.0
+    assert "the quarter ends in 10 s, next quarter 0 W" in why

@@ -50,6 +50,9 @@ class EvParams:
     reserve: float = 0.02  # planned on top of the need (and reserve_wh): pauses, the taper
     reserve_wh: float = 100.0
     charger_lag_s: float = 5.0  # a lower current shows this long after it is sent (delay, ramp)
+    quarter_end_s: float = 10.0  # a set sent this close to a quarter's end takes effect in the
+    # next one (a charger's 3-5 s delay, then its ramp: 16 -> 6 A at 2 A/s is 5 s more): no
+    # start and no rise then, and no more than the next quarter's plan
 
 
 @dataclass

@@ -238,11 +238,13 @@ class EvMode:
                f"PV surplus {fmt_w(surplus)}")
         if pv_left > 0 and plan_w <= 0:
             why += (f" (PV {'start' if not pv_on else 'stop'} in {pv_left:.0f} s)")
-        return self._capped(cfg, st, ch, inp, want, why, events)
+        next_w = max(st.plan.power_at(inp.wall + QUARTER_S - inp.wall % QUARTER_S), pv_w)
+        return self._capped(cfg, st, ch, inp, want, why, events, next_w)
 
     def _capped(self, cfg: OutputConfig, st: EvState, ch: Charger, inp: EvInputs, want: float,
-                why: str, events: list[str]) -> EvOutcome:
-        """The headroom rule on top of what the plan or the PV want."""
+                why: str, events: list[str], next_w: float) -> EvOutcome:
+        """The headroom rule on top of what the plan or the PV want; ``next_w``: what the next
+        quarter wants (its plan, or the PV), the most in the quarter's last seconds."""
         allowed = None
         if inp.head_w is not None:
             left = max(QUARTER_S - inp.wall % QUARTER_S, 1.0)
@@ -255,8 +257,17 @@ class EvMode:
             allowed = inp.draw_w + head
         power = want if allowed is None else min(want, allowed)
         capped = allowed is not None and allowed < want
-        room = ch.cap(power)
         starting = st.current_a <= 0
+        left = QUARTER_S - inp.wall % QUARTER_S
+        if left <= self.p.quarter_end_s:  # what is sent now shows in the next quarter
+            if starting:
+                return self._out(st, 0.0, st.phases, ch, f"paused: {why}; the quarter ends "
+                                 f"in {left:.0f} s, next quarter {fmt_w(next_w)}", events)
+            now_w = st.current_a * ch.voltage_v * st.phases
+            if min(now_w, next_w) < power:
+                why += f"; the quarter ends in {left:.0f} s, next quarter {fmt_w(next_w)}"
+                power, capped = max(min(now_w, next_w), 0.0), True
+        room = ch.cap(power)
         quarter = int(inp.wall) // QUARTER_S
         delay = self.p.enable_delay_s if starting and not st.pv.charging else 0.0
         if st.end_pause_q is not None and st.end_pause_q != quarter:
