@@ -324,3 +324,71 @@ def test_a_planned_drop_is_sent_ten_seconds_before_the_quarter_ends() -> None:
     cur, why = _decide(mode, EV, at("2026-01-14T22:14:50"), 50_000, 3450.0, state)
     assert cur == 0.0
     assert "the quarter ends in 10 s, next quarter 0 W" in why
+
+
+def test_a_tapering_car_is_planned_at_what_it_takes_and_a_planned_pause_restarts_at_once() -> None:
+    # Thursday 06:00, 1000 Wh still needed (29 kWh, 28000 Wh charged): planned with the
+    # reserve as 1000 x 1.02 + 100 = 1120 Wh until 07:07:30 (a quarter of the 90 min left
+    # before departure kept free). The quarter 06:45 has a base of 3000 W (the morning):
+    # 06:00-06:45 take it, the least of them that does it is 7 A (3 x 402.5 = 1207.5 Wh; 6 A
+    # gives 1035), 06:45 cannot (its minimum needs a level of 4380 W, over 3850)
+    mode = _mode({27: 3000.0})
+    state = {"connected": True, "session_wh": 28000.0, "power_w": 0.0}
+    t0 = at("2026-01-15T06:00")
+    for k in range(61):
+        cur, _ = _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    st = mode.states["car"]
+    assert cur == 7.0 and st.plan is not None
+    assert [s.power_w for s in st.plan.slots] == [1610.0, 1610.0, 1610.0, 0.0, 0.0]
+    # the car takes 1380 W (6 A) instead of 1610: after 30 s it counts as its taper
+    for k in range(61, 91):
+        _decide(mode, EV, t0 + k, 50_000, 1380.0, state)
+    assert st.accept_w is None
+    _decide(mode, EV, t0 + 91, 50_000, 1380.0, state)
+    assert st.accept_w == 1380.0
+    # 06:15, 655 Wh still needed, planned 655 x 1.02 + 100 = 768.1 Wh at 1380 W at most:
+    # 06:15 and 06:30 give 690 Wh, 06:45 none, so the day quarter 07:00-07:07:30 too
+    # (172.5 Wh); without the taper 8 A in two quarters (920 Wh) would have been the plan
+    state["session_wh"] = 28345.0
+    _decide(mode, EV, at("2026-01-15T06:15"), 50_000, 1380.0, state)
+    assert [s.power_w for s in st.plan.slots] == [1380.0, 1380.0, 0.0, 1380.0]
+    # 06:45, 165 Wh still needed (268.3 with the reserve), now until 07:18:45 (45 min left,
+    # a quarter of them kept free): 06:45 would take a raise, the day quarters 07:00 (345 Wh)
+    # and 07:15-07:18:45 (86.25 Wh) take it at the least level, 6 A. The plan pauses the car
+    # in 06:45 and, that pause being no household's, 07:00 starts at once (no 60 s delay)
+    state["session_wh"] = 28835.0
+    assert _decide(mode, EV, at("2026-01-15T06:45"), 50_000, 1380.0, state)[0] == 0.0
+    assert [s.power_w for s in st.plan.slots] == [0.0, 1380.0, 1380.0] and st.plan.raise_w == 0
+    assert _decide(mode, EV, at("2026-01-15T07:00"), 50_000, 0.0, state)[0] == 6.0
+
+
+def test_a_peak_this_charge_already_raised_is_reused_without_a_new_raise() -> None:
+    now = at("2026-01-14T22:00")
+    slots = slots_until(now, at("2026-01-15T07:00"), flat(430))  # 36 quarters
+    # 31 kWh: 14 A (3220 W) gives 36 x 805 = 28980 Wh, short; 15 A (3450 W) needs a level of
+    # 430 + 3450 = 3880 W, 30 W over 4000 - 150: a raise of 30 W
+    assert plan(now, slots, 31_000, 4000, CH, P, TZ).raise_w == 30
+    # the same night when this charge's raise already took the month peak to 4000 W: the
+    # quarters may go up to it less the real-time margin (3900 W), no new raise
+    pl = plan(now, slots, 31_000, 4000, CH, P, TZ, paid_w=3900)
+    assert pl.raise_w == 0 and {s.power_w for s in pl.slots} == {3450.0}
+    # a reserve is planned under the top but never raised for: 31 kWh + 720 Wh of reserve
+    # still raises by 30 W only (15 A: 31050 Wh, the reserve does not all fit)
+    assert plan(now, slots, 31_720, 4000, CH, P, TZ, reserve_wh=720).raise_w == 30
+
+
+def test_the_controller_remembers_the_threshold_its_raise_announced() -> None:
+    mode = _mode({slot: 430.0 for slot in range(96)})
+    car = EV.model_copy(update={"energy_kwh": 31})
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    _decide(mode, car, at("2026-01-14T22:00"), 50_000, 0.0, state)
+    st = mode.states["car"]
+    # 31 kWh and its 720 Wh reserve (31000 x 0.02 + 100): the raise is for the 31 kWh, 30 W
+    assert st.plan is not None and st.plan.raise_w == 30 and st.paid_w == 4030
+    # 22:15, the month peak still 4000 W, 862.5 Wh charged: 30137.5 Wh in 35 quarters at 15 A
+    # (30187.5 Wh) up to 3900 W (min(4030, 4000) - 100): no new raise
+    state["session_wh"] = 862.5
+    _decide(mode, car, at("2026-01-14T22:15"), 50_000, 3450.0, state)
+    assert st.plan.raise_w == 0 and st.plan.slots[0].power_w == 3450.0
+    _decide(mode, car, at("2026-01-14T22:16"), 50_000, 3450.0, {"connected": False})
+    assert st.paid_w == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,6 +62,10 @@ class EvState:
     pv: Hysteresis = field(default_factory=Hysteresis)
     grid: Hysteresis = field(default_factory=Hysteresis)
     announced_raise_w: float = 0.0
+    paid_w: float = 0.0  # the threshold a raise of this charge announced (ev.plan's paid_w)
+    accept_w: float | None = None  # the most the car takes now (its taper)
+    short_since: float | None = None  # since when it draws less than it was told
+    accept_at_wh: float = 0.0  # the session's energy then (less: a new charge)
     end_pause_q: int | None = None  # paused by the end of this quarter: the next starts at once
     rendered: tuple[Plan, list[dict[str, Any]]] | None = None  # the plan as control shows it
 
@@ -75,7 +80,7 @@ class EvState:
             "plan_key": list(self.plan_key) if self.plan_key is not None else None,
             "current_a": self.current_a, "phases": self.phases,
             "pv_charging": self.pv.charging, "grid_charging": self.grid.charging,
-            "announced_raise_w": self.announced_raise_w,
+            "announced_raise_w": self.announced_raise_w, "paid_w": self.paid_w,
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class EvState:
         st.pv.charging = bool(d.get("pv_charging", False))
         st.grid.charging = bool(d.get("grid_charging", False))
         st.announced_raise_w = float(d.get("announced_raise_w", 0.0))
+        st.paid_w = float(d.get("paid_w", 0.0))
         return st
 
 
@@ -130,6 +136,14 @@ def iso(t: float, tz: ZoneInfo) -> str:
 
 def hhmm(t: float, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(t, tz).strftime("%H:%M")
+
+
+def tapered(ch: Charger, accept_w: float) -> Charger:
+    """The charger as a plan may count on it while the car takes at most ``accept_w``: the
+    phases that carry it (one below the 3-phase minimum), whole amps (at least the minimum)."""
+    phases = 3 if ch.phases == 3 and accept_w >= ch.min_w(3) else 1
+    amps = math.floor(accept_w / (ch.voltage_v * phases) + 1e-9)
+    return replace(ch, max_a=max(ch.min_a, min(ch.max_a, amps)), phases=phases)
 
 
 class EvMode:
@@ -169,6 +183,8 @@ class EvMode:
         quarter afresh: a raise that was used is the month peak (the threshold) by then."""
         target, need = self._need(cfg, inp.state)
         ch = charger_of(cfg, self.p)
+        if st.accept_w is not None:  # the car tapers: it takes this much at most
+            ch = tapered(ch, st.accept_w)
         threshold = inp.threshold_w if inp.threshold_w is not None else 2500.0
         dep = next_departure(inp.wall, cfg.departure, self.tz) if cfg.departure else None
         until = dep if dep is not None else int(inp.wall) + 86400
@@ -179,9 +195,15 @@ class EvMode:
             slots = [s if is_night(s.start, self.tz, self.p) else Slot(s.start, 0.0, s.base_w)
                      for s in slots]
         extra = (need * self.p.reserve + self.p.reserve_wh) if target is not None and need > 0 else 0
+        # the month peak this charge's raise set costs nothing more: the quarters may go up to
+        # it (less the real-time margin) without a new raise
+        paid = min(st.paid_w, threshold) - self.p.quarter_margin_w if st.paid_w else 0.0
         pl = plan(inp.wall, slots, need + extra, threshold, ch, self.p, self.tz,
-                  allow_raise=dep is not None and target is not None, departure=dep)
+                  allow_raise=dep is not None and target is not None, departure=dep,
+                  reserve_wh=extra, paid_w=paid)
         st.plan = replace(pl, need_wh=need)
+        if pl.raise_w > 0:  # the threshold announced
+            st.paid_w = max(st.paid_w, threshold + pl.raise_w)
         st.plan_quarter = int(inp.wall) // QUARTER_S
         self.dirty = self.plan_dirty = True
         events = []
@@ -213,11 +235,13 @@ class EvMode:
         if connected is False:
             if st.plan is not None:
                 self.dirty = self.plan_dirty = True
-            st.plan, st.plan_key, st.announced_raise_w = None, None, 0.0
+            st.plan, st.plan_key, st.announced_raise_w, st.paid_w = None, None, 0.0, 0.0
+            st.accept_w = st.short_since = None
             st.pv.stop()
             st.grid.stop()
             return self._out(st, 0.0, st.phases, ch, "paused: no car plugged in")
         target, need = self._need(cfg, inp.state)
+        self._taper(st, inp, ch)
         key = (cfg.energy_kwh, cfg.departure, cfg.min_current_a, cfg.max_current_a, cfg.phases)
         events: list[str] = []
         if st.plan is None or st.plan_key != key or st.plan_quarter != int(inp.wall) // QUARTER_S:
@@ -240,6 +264,22 @@ class EvMode:
             why += (f" (PV {'start' if not pv_on else 'stop'} in {pv_left:.0f} s)")
         next_w = max(st.plan.power_at(inp.wall + QUARTER_S - inp.wall % QUARTER_S), pv_w)
         return self._capped(cfg, st, ch, inp, want, why, events, next_w)
+
+    def _taper(self, st: EvState, inp: EvInputs, ch: Charger) -> None:
+        """A car near full takes less than it is told (the battery's constant-voltage phase):
+        after ``taper_s`` of drawing at least half an amp less, what it takes is what the next
+        plans count on (else their last quarters deliver less than planned)."""
+        session = inp.state.get("session_wh")
+        done = float(session) if isinstance(session, (int, float)) else 0.0
+        if st.accept_w is not None and done < st.accept_at_wh - 1.0:  # another charge
+            st.accept_w = None
+        told_w = st.current_a * ch.voltage_v * st.phases
+        if st.current_a <= 0 or inp.draw_w >= told_w - ch.voltage_v * st.phases / 2:
+            st.short_since = None
+            return
+        st.short_since = inp.now if st.short_since is None else st.short_since
+        if inp.now - st.short_since >= self.p.taper_s:
+            st.accept_w, st.accept_at_wh = inp.draw_w, done
 
     def _capped(self, cfg: OutputConfig, st: EvState, ch: Charger, inp: EvInputs, want: float,
                 why: str, events: list[str], next_w: float) -> EvOutcome:
@@ -273,7 +313,9 @@ class EvMode:
         if st.end_pause_q is not None and st.end_pause_q != quarter:
             delay = 0.0  # only the end of the last quarter paused it: a new quarter, at once
         on, wait = st.grid.step(inp.now, room if want > 0 else 0.0, ch.min_w(1), delay, 0.0)
-        if not starting and not on:  # a pause: in the last 3 minutes of a quarter it is its end
+        if want <= 0:  # the plan pauses it, not the household: its next quarter starts at once
+            st.end_pause_q = quarter
+        elif not starting and not on:  # a pause in the last 3 minutes of a quarter: its end
             late = QUARTER_S - inp.wall % QUARTER_S <= 180
             st.end_pause_q = quarter if late and capped else None
         elif on:
