@@ -353,8 +353,9 @@ def test_a_tapering_car_is_planned_at_what_it_takes_and_a_planned_pause_restarts
     _decide(mode, EV, at("2026-01-15T06:15"), 50_000, 1380.0, state)
     assert [s.power_w for s in st.plan.slots] == [1380.0, 1380.0, 0.0, 1380.0]
     # 06:45, 165 Wh still needed (268.3 with the reserve), now until 07:18:45 (45 min left,
-    # a quarter of them kept free): 06:45 would take a raise, the day quarters 07:00 (345 Wh)
-    # and 07:15-07:18:45 (86.25 Wh) take it at the least level, 6 A. The plan pauses the car
+    # a quarter of them kept free; the last hour: every quarter at the top): 06:45 would take
+    # a raise, the day quarters 07:00 and 07:15-07:18:45 take the 6 A the car takes. The
+    # plan pauses the car
     # in 06:45 and, that pause being no household's, 07:00 starts at once (no 60 s delay)
     state["session_wh"] = 28835.0
     assert _decide(mode, EV, at("2026-01-15T06:45"), 50_000, 1380.0, state)[0] == 0.0
@@ -372,21 +373,34 @@ def test_a_peak_this_charge_already_raised_is_reused_without_a_new_raise() -> No
     # quarters may go up to it less the real-time margin (3900 W), no new raise
     pl = plan(now, slots, 31_000, 4000, CH, P, TZ, paid_w=3900)
     assert pl.raise_w == 0 and {s.power_w for s in pl.slots} == {3450.0}
-    # a reserve is planned under the top but never raised for: 31 kWh + 720 Wh of reserve
-    # still raises by 30 W only (15 A: 31050 Wh, the reserve does not all fit)
-    assert plan(now, slots, 31_720, 4000, CH, P, TZ, reserve_wh=720).raise_w == 30
+
+
+def test_the_last_hour_fills_every_quarter_up_to_the_top() -> None:
+    now = at("2026-01-15T06:30")  # a Thursday: night until 07:00
+    slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
+    # 600 Wh: at the least level two night quarters at 6 A (2 x 345 Wh); in the last hour
+    # every quarter at the top (3850 - 400 = 3450 W, 15 A), the car stopping when full
+    assert [s.power_w for s in plan(now, slots, 600, 4000, CH, P, TZ).slots] == [
+        1380.0, 1380.0, 0.0, 0.0]
+    assert [s.power_w for s in plan(now, slots, 600, 4000, CH, P, TZ, asap=True).slots] == [
+        3450.0] * 4
+    # a need that does not fit under the top is planned as before: the least raise
+    assert plan(now, slots, 20_000, 4000, CH, P, TZ, asap=True).raise_w == plan(
+        now, slots, 20_000, 4000, CH, P, TZ).raise_w
 
 
 def test_the_controller_remembers_the_threshold_its_raise_announced() -> None:
     mode = _mode({slot: 430.0 for slot in range(96)})
-    car = EV.model_copy(update={"energy_kwh": 31})
+    car = EV.model_copy(update={"energy_kwh": 30})
     state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
     _decide(mode, car, at("2026-01-14T22:00"), 50_000, 0.0, state)
     st = mode.states["car"]
-    # 31 kWh and its 720 Wh reserve (31000 x 0.02 + 100): the raise is for the 31 kWh, 30 W
+    # 30 kWh and its reserve: 30700 Wh in the 36 quarters to 07:00: 14 A gives 28980 Wh, 15 A
+    # (31050 Wh) needs 3880 W, a raise of 30 W: the threshold announced is 4030 W
     assert st.plan is not None and st.plan.raise_w == 30 and st.paid_w == 4030
-    # 22:15, the month peak still 4000 W, 862.5 Wh charged: 30137.5 Wh in 35 quarters at 15 A
-    # (30187.5 Wh) up to 3900 W (min(4030, 4000) - 100): no new raise
+    # 22:15, the month peak still 4000 W, 862.5 Wh charged: 29137.5 x 1.02 + 100 = 29820.25 Wh
+    # in 35 quarters, 15 A (30187.5 Wh) at 3880 W, under min(4030, 4000) - 100 = 3900 W: no
+    # new raise (without it: 14 A gives 28175 Wh under 3850 W, and 30 W more again)
     state["session_wh"] = 862.5
     _decide(mode, car, at("2026-01-14T22:15"), 50_000, 3450.0, state)
     assert st.plan.raise_w == 0 and st.plan.slots[0].power_w == 3450.0

@@ -50,6 +50,7 @@ class EvParams:
     reserve: float = 0.02  # planned on top of the need (and reserve_wh): pauses, the taper
     reserve_wh: float = 100.0
     charger_lag_s: float = 5.0  # a lower current shows this long after it is sent (delay, ramp)
+    topup_s: float = 3600.0  # the last hour before departure: every quarter at the top
     taper_s: float = 30.0  # drawing less than told this long: the car tapers (evmode._taper)
     quarter_end_s: float = 10.0  # a set sent this close to a quarter's end takes effect in the
     # next one (a charger's 3-5 s delay, then its ramp: 16 -> 6 A at 2 A/s is 5 s more): no
@@ -224,7 +225,7 @@ def _least(fn: Callable[[float], float], goal: float, hi: float, step: float) ->
 
 def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: Charger,
          p: EvParams, tz: ZoneInfo, allow_raise: bool = True,
-         departure: int | None = None, reserve_wh: float = 0.0, paid_w: float = 0.0) -> Plan:
+         departure: int | None = None, paid_w: float = 0.0, asap: bool = False) -> Plan:
     """Fill the slots with ``need_wh`` at the lowest level that does it (water-filling: each
     quarter draws what ``level - base`` lets the charger draw), night-tariff quarters first:
     the lowest level over the night quarters under ``threshold - margin``; if they are not
@@ -235,8 +236,9 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
     ``paid_w``: a level this charge's raise already took the month peak to: it costs nothing
     more, so it is the top instead of ``threshold - margin`` when higher, with no raise (else
     every quarter's plan would raise the peak its own raise set again by the margin).
-    ``reserve_wh`` (part of ``need_wh``) is planned under the top but never raised for.
-    ``raise_w``: a new raise, the level above ``threshold - margin``."""
+    ``asap`` (the last hour before departure): when the need fits under the top, every
+    quarter at the top, the car stopping when full (a car that takes less than planned, its
+    taper, still ends full). ``raise_w``: a new raise, the level above ``threshold - margin``."""
     floor = threshold_w - p.margin_w
     top = max(floor, paid_w)
     night = [is_night(s.start, tz, p) for s in slots]
@@ -250,13 +252,15 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
     raise_w = 0.0
     if need_wh <= 0:
         pass
+    elif asap and energy(top) >= need_wh:
+        levels = {True: top, False: top}
     elif energy(top, True) >= need_wh:
         levels[True] = _least(lambda x: energy(x, True), need_wh, top, p.raise_step_w)
     elif energy(top) >= need_wh:
         rest = need_wh - energy(top, True)
         levels = {True: top, False: _least(lambda x: energy(x, False), rest, top, p.raise_step_w)}
-    elif allow_raise and energy(top) < need_wh - reserve_wh:
-        goal = min(need_wh - reserve_wh, energy(hi) - 1.0)
+    elif allow_raise:
+        goal = min(need_wh, energy(hi) - 1.0)
         r = _least(lambda r: energy(top + r), goal, hi, p.raise_step_w)
         levels = {True: top + r, False: top + r}
     else:

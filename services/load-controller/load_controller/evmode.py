@@ -200,7 +200,7 @@ class EvMode:
         paid = min(st.paid_w, threshold) - self.p.quarter_margin_w if st.paid_w else 0.0
         pl = plan(inp.wall, slots, need + extra, threshold, ch, self.p, self.tz,
                   allow_raise=dep is not None and target is not None, departure=dep,
-                  reserve_wh=extra, paid_w=paid)
+                  paid_w=paid, asap=dep is not None and dep - inp.wall <= self.p.topup_s)
         st.plan = replace(pl, need_wh=need)
         if pl.raise_w > 0:  # the threshold announced
             st.paid_w = max(st.paid_w, threshold + pl.raise_w)
