@@ -406,3 +406,30 @@ def test_the_controller_remembers_the_threshold_its_raise_announced() -> None:
     assert st.plan.raise_w == 0 and st.plan.slots[0].power_w == 3450.0
     _decide(mode, car, at("2026-01-14T22:16"), 50_000, 3450.0, {"connected": False})
     assert st.paid_w == 0
+
+
+def test_a_ramp_after_a_new_command_or_a_car_drawing_nothing_is_no_taper() -> None:
+    mode = _mode()
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:00")
+    for k in range(61):
+        _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    st = mode.states["car"]
+    assert st.current_a == 15.0
+    # told 15 A, the car draws nothing for 40 s (suspended, or its report is late): no taper
+    for k in range(61, 101):
+        _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    assert st.accept_w is None
+    # 3220 W (14 A) for 29 s, then the headroom cuts it to 12 A: the 30 s start over
+    for k in range(101, 130):
+        _decide(mode, EV, t0 + k, 50_000, 3220.0, state)
+    # (770 s left: 3220 + (-303 - 100 x 900 / 770) x 770 / 765 = 2797 W -> 12 A)
+    _decide(mode, EV, t0 + 130, -303, 3220.0, state)
+    assert st.current_a == 12.0 and st.accept_w is None
+    # 12 A told, 2500 W drawn (a headroom of 400 W less the margin keeps it at 12 A): 30 s of
+    # the same command from 22:02:11, and only then it counts as the car's taper
+    for k in range(131, 161):
+        _decide(mode, EV, t0 + k, 400, 2500.0, state)
+    assert st.current_a == 12.0 and st.accept_w is None
+    _decide(mode, EV, t0 + 161, 400, 2500.0, state)
+    assert st.accept_w == 2500.0

@@ -66,6 +66,7 @@ class EvState:
     accept_w: float | None = None  # the most the car takes now (its taper)
     short_since: float | None = None  # since when it draws less than it was told
     accept_at_wh: float = 0.0  # the session's energy then (less: a new charge)
+    short_told_w: float = 0.0  # what it was told meanwhile (a new command starts it over)
     end_pause_q: int | None = None  # paused by the end of this quarter: the next starts at once
     rendered: tuple[Plan, list[dict[str, Any]]] | None = None  # the plan as control shows it
 
@@ -267,17 +268,20 @@ class EvMode:
 
     def _taper(self, st: EvState, inp: EvInputs, ch: Charger) -> None:
         """A car near full takes less than it is told (the battery's constant-voltage phase):
-        after ``taper_s`` of drawing at least half an amp less, what it takes is what the next
-        plans count on (else their last quarters deliver less than planned)."""
+        after ``taper_s`` of drawing at least half an amp less than the same command (not a
+        ramp after a new one), what it takes is what the next plans count on (else their last
+        quarters deliver less than planned)."""
         session = inp.state.get("session_wh")
         done = float(session) if isinstance(session, (int, float)) else 0.0
         if st.accept_w is not None and done < st.accept_at_wh - 1.0:  # another charge
             st.accept_w = None
         told_w = st.current_a * ch.voltage_v * st.phases
-        if st.current_a <= 0 or inp.draw_w >= told_w - ch.voltage_v * st.phases / 2:
+        if (st.current_a <= 0 or inp.draw_w <= 0  # nothing: a pause (or no report), no taper
+                or inp.draw_w >= told_w - ch.voltage_v * st.phases / 2):
             st.short_since = None
             return
-        st.short_since = inp.now if st.short_since is None else st.short_since
+        if st.short_since is None or told_w != st.short_told_w:  # a new command: it ramps
+            st.short_since, st.short_told_w = inp.now, told_w
         if inp.now - st.short_since >= self.p.taper_s:
             st.accept_w, st.accept_at_wh = inp.draw_w, done
 
