@@ -273,3 +273,163 @@ def test_a_pause_at_a_quarters_end_restarts_at_once_one_in_the_middle_waits() ->
     assert run("22:13:00") == (15.0, 15.0)
     # 22:05: the household paused it; the next start waits the 60 s again
     assert run("22:05:00") == (0.0, 15.0)
+
+
+def _mode(base: dict[int, float] | None = None) -> EvMode:
+    mode = EvMode()
+    for slot in range(96):
+        mode.base.history[slot] = [(base or {}).get(slot, 400.0)]
+    return mode
+
+
+def _decide(mode: EvMode, cfg: OutputConfig, wall: float, head: float, draw: float,
+            state: dict[str, Any]) -> tuple[float, str]:
+    from load_controller.evmode import EvInputs
+
+    out = mode.decide(cfg, EvInputs(now=wall, wall=wall, net_w=400 + draw, draw_w=draw,
+                                    head_w=head, threshold_w=4000.0, state=state))
+    return out.current_a, out.reason
+
+
+def test_no_start_in_a_quarters_last_ten_seconds_it_would_show_in_the_next() -> None:
+    # the enable delay (60 s from 22:13:52) ends at 22:14:52, 8 s before the quarter's end: a
+    # set sent then applies after the charger's delay and ramp, in the next quarter, whose
+    # room nobody checked: the car waits, and starts at 22:15:00 (the delay already served).
+    # The headroom of a quarter with 1 kWh left in its last minute: 50 kW (the 25 Wh margin
+    # takes 100 x 900 / 8 = 11250 W of it 8 s before the end)
+    mode = _mode()
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:13:52")
+    got = [_decide(mode, EV, t0 + k, 50_000, 0.0, state) for k in range(69)]
+    assert [c for c, _ in got] == [0.0] * 68 + [15.0]
+    assert got[60][1] == ("paused: plan 3450 W this quarter; the quarter ends in 8 s, "
+                          "next quarter 3450 W")
+
+
+def test_a_planned_drop_is_sent_ten_seconds_before_the_quarter_ends() -> None:
+    # the quarter 22:15-22:30 has a base of 3800 W forecast: the plan gives it 0 W (3850 - 3800
+    # is below the minimum); the others 15 A (29680 Wh in 35 quarters: 14 A gives 35 x 805 =
+    # 28175 Wh, short; 15 A 30187 Wh). The car charges at 15 A until 22:14:49 (11 s left) and
+    # is paused at 22:14:50 (10 s left), so its delay and ramp end inside this quarter
+    mode = _mode({22 * 4 + 1: 3800.0})
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:00")
+    for k in range(61):
+        cur, _ = _decide(mode, EV, t0 + k, 3600, 0.0, state)
+    assert cur == 15.0
+    pl = mode.states["car"].plan
+    assert pl is not None and [s.power_w for s in pl.slots[:3]] == [3450.0, 0.0, 3450.0]
+    # (the headroom near the end of a quarter with 1 kWh left: 50 kW, as above)
+    assert _decide(mode, EV, at("2026-01-14T22:14:49"), 50_000, 3450.0, state)[0] == 15.0
+    cur, why = _decide(mode, EV, at("2026-01-14T22:14:50"), 50_000, 3450.0, state)
+    assert cur == 0.0
+    assert "the quarter ends in 10 s, next quarter 0 W" in why
+
+
+def test_a_tapering_car_is_planned_at_what_it_takes_and_a_planned_pause_restarts_at_once() -> None:
+    # Thursday 06:00, 1000 Wh still needed (29 kWh, 28000 Wh charged): planned with the
+    # reserve as 1000 x 1.02 + 100 = 1120 Wh until 07:07:30 (a quarter of the 90 min left
+    # before departure kept free). The quarter 06:45 has a base of 3000 W (the morning):
+    # 06:00-06:45 take it, the least of them that does it is 7 A (3 x 402.5 = 1207.5 Wh; 6 A
+    # gives 1035), 06:45 cannot (its minimum needs a level of 4380 W, over 3850)
+    mode = _mode({27: 3000.0})
+    state = {"connected": True, "session_wh": 28000.0, "power_w": 0.0}
+    t0 = at("2026-01-15T06:00")
+    for k in range(61):
+        cur, _ = _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    st = mode.states["car"]
+    assert cur == 7.0 and st.plan is not None
+    assert [s.power_w for s in st.plan.slots] == [1610.0, 1610.0, 1610.0, 0.0, 0.0]
+    # the car takes 1380 W (6 A) instead of 1610: after 30 s it counts as its taper
+    for k in range(61, 91):
+        _decide(mode, EV, t0 + k, 50_000, 1380.0, state)
+    assert st.accept_w is None
+    _decide(mode, EV, t0 + 91, 50_000, 1380.0, state)
+    assert st.accept_w == 1380.0
+    # 06:15, 655 Wh still needed, planned 655 x 1.02 + 100 = 768.1 Wh at 1380 W at most:
+    # 06:15 and 06:30 give 690 Wh, 06:45 none, so the day quarter 07:00-07:07:30 too
+    # (172.5 Wh); without the taper 8 A in two quarters (920 Wh) would have been the plan
+    state["session_wh"] = 28345.0
+    _decide(mode, EV, at("2026-01-15T06:15"), 50_000, 1380.0, state)
+    assert [s.power_w for s in st.plan.slots] == [1380.0, 1380.0, 0.0, 1380.0]
+    # 06:45, 165 Wh still needed (268.3 with the reserve), now until 07:18:45 (45 min left,
+    # a quarter of them kept free; the last hour: every quarter at the top): 06:45 would take
+    # a raise, the day quarters 07:00 and 07:15-07:18:45 take the 6 A the car takes. The
+    # plan pauses the car
+    # in 06:45 and, that pause being no household's, 07:00 starts at once (no 60 s delay)
+    state["session_wh"] = 28835.0
+    assert _decide(mode, EV, at("2026-01-15T06:45"), 50_000, 1380.0, state)[0] == 0.0
+    assert [s.power_w for s in st.plan.slots] == [0.0, 1380.0, 1380.0] and st.plan.raise_w == 0
+    assert _decide(mode, EV, at("2026-01-15T07:00"), 50_000, 0.0, state)[0] == 6.0
+
+
+def test_a_peak_this_charge_already_raised_is_reused_without_a_new_raise() -> None:
+    now = at("2026-01-14T22:00")
+    slots = slots_until(now, at("2026-01-15T07:00"), flat(430))  # 36 quarters
+    # 31 kWh: 14 A (3220 W) gives 36 x 805 = 28980 Wh, short; 15 A (3450 W) needs a level of
+    # 430 + 3450 = 3880 W, 30 W over 4000 - 150: a raise of 30 W
+    assert plan(now, slots, 31_000, 4000, CH, P, TZ).raise_w == 30
+    # the same night when this charge's raise already took the month peak to 4000 W: the
+    # quarters may go up to it less the real-time margin (3900 W), no new raise
+    pl = plan(now, slots, 31_000, 4000, CH, P, TZ, paid_w=3900)
+    assert pl.raise_w == 0 and {s.power_w for s in pl.slots} == {3450.0}
+
+
+def test_the_last_hour_fills_every_quarter_up_to_the_top() -> None:
+    now = at("2026-01-15T06:30")  # a Thursday: night until 07:00
+    slots = slots_until(now, at("2026-01-15T07:30"), flat(400))
+    # 600 Wh: at the least level two night quarters at 6 A (2 x 345 Wh); in the last hour
+    # every quarter at the top (3850 - 400 = 3450 W, 15 A), the car stopping when full
+    assert [s.power_w for s in plan(now, slots, 600, 4000, CH, P, TZ).slots] == [
+        1380.0, 1380.0, 0.0, 0.0]
+    assert [s.power_w for s in plan(now, slots, 600, 4000, CH, P, TZ, asap=True).slots] == [
+        3450.0] * 4
+    # a need that does not fit under the top is planned as before: the least raise
+    assert plan(now, slots, 20_000, 4000, CH, P, TZ, asap=True).raise_w == plan(
+        now, slots, 20_000, 4000, CH, P, TZ).raise_w
+
+
+def test_the_controller_remembers_the_threshold_its_raise_announced() -> None:
+    mode = _mode({slot: 430.0 for slot in range(96)})
+    car = EV.model_copy(update={"energy_kwh": 30})
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    _decide(mode, car, at("2026-01-14T22:00"), 50_000, 0.0, state)
+    st = mode.states["car"]
+    # 30 kWh and its reserve: 30700 Wh in the 36 quarters to 07:00: 14 A gives 28980 Wh, 15 A
+    # (31050 Wh) needs 3880 W, a raise of 30 W: the threshold announced is 4030 W
+    assert st.plan is not None and st.plan.raise_w == 30 and st.paid_w == 4030
+    # 22:15, the month peak still 4000 W, 862.5 Wh charged: 29137.5 x 1.02 + 100 = 29820.25 Wh
+    # in 35 quarters, 15 A (30187.5 Wh) at 3880 W, under min(4030, 4000) - 100 = 3900 W: no
+    # new raise (without it: 14 A gives 28175 Wh under 3850 W, and 30 W more again)
+    state["session_wh"] = 862.5
+    _decide(mode, car, at("2026-01-14T22:15"), 50_000, 3450.0, state)
+    assert st.plan.raise_w == 0 and st.plan.slots[0].power_w == 3450.0
+    _decide(mode, car, at("2026-01-14T22:16"), 50_000, 3450.0, {"connected": False})
+    assert st.paid_w == 0
+
+
+def test_a_ramp_after_a_new_command_or_a_car_drawing_nothing_is_no_taper() -> None:
+    mode = _mode()
+    state = {"connected": True, "session_wh": 0.0, "power_w": 0.0}
+    t0 = at("2026-01-14T22:00")
+    for k in range(61):
+        _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    st = mode.states["car"]
+    assert st.current_a == 15.0
+    # told 15 A, the car draws nothing for 40 s (suspended, or its report is late): no taper
+    for k in range(61, 101):
+        _decide(mode, EV, t0 + k, 50_000, 0.0, state)
+    assert st.accept_w is None
+    # 3220 W (14 A) for 29 s, then the headroom cuts it to 12 A: the 30 s start over
+    for k in range(101, 130):
+        _decide(mode, EV, t0 + k, 50_000, 3220.0, state)
+    # (770 s left: 3220 + (-303 - 100 x 900 / 770) x 770 / 765 = 2797 W -> 12 A)
+    _decide(mode, EV, t0 + 130, -303, 3220.0, state)
+    assert st.current_a == 12.0 and st.accept_w is None
+    # 12 A told, 2500 W drawn (a headroom of 400 W less the margin keeps it at 12 A): 30 s of
+    # the same command from 22:02:11, and only then it counts as the car's taper
+    for k in range(131, 161):
+        _decide(mode, EV, t0 + k, 400, 2500.0, state)
+    assert st.current_a == 12.0 and st.accept_w is None
+    _decide(mode, EV, t0 + 161, 400, 2500.0, state)
+    assert st.accept_w == 2500.0

@@ -50,6 +50,11 @@ class EvParams:
     reserve: float = 0.02  # planned on top of the need (and reserve_wh): pauses, the taper
     reserve_wh: float = 100.0
     charger_lag_s: float = 5.0  # a lower current shows this long after it is sent (delay, ramp)
+    topup_s: float = 3600.0  # the last hour before departure: every quarter at the top
+    taper_s: float = 30.0  # drawing less than told this long: the car tapers (evmode._taper)
+    quarter_end_s: float = 10.0  # a set sent this close to a quarter's end takes effect in the
+    # next one (a charger's 3-5 s delay, then its ramp: 16 -> 6 A at 2 A/s is 5 s more): no
+    # start and no rise then, and no more than the next quarter's plan
 
 
 @dataclass
@@ -220,14 +225,22 @@ def _least(fn: Callable[[float], float], goal: float, hi: float, step: float) ->
 
 def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: Charger,
          p: EvParams, tz: ZoneInfo, allow_raise: bool = True,
-         departure: int | None = None) -> Plan:
+         departure: int | None = None, paid_w: float = 0.0, asap: bool = False) -> Plan:
     """Fill the slots with ``need_wh`` at the lowest level that does it (water-filling: each
     quarter draws what ``level - base`` lets the charger draw), night-tariff quarters first:
     the lowest level over the night quarters under ``threshold - margin``; if they are not
     enough, they take that much and the day quarters the rest at the lowest level; if all
     are not enough, the least raise (``raise_step_w`` steps) that makes it fit, if
-    ``allow_raise`` (and when even full power does not, the raise that gives the most)."""
-    top = threshold_w - p.margin_w
+    ``allow_raise`` (and when even full power does not, the raise that gives the most).
+
+    ``paid_w``: a level this charge's raise already took the month peak to: it costs nothing
+    more, so it is the top instead of ``threshold - margin`` when higher, with no raise (else
+    every quarter's plan would raise the peak its own raise set again by the margin).
+    ``asap`` (the last hour before departure): when the need fits under the top, every
+    quarter at the top, the car stopping when full (a car that takes less than planned, its
+    taper, still ends full). ``raise_w``: a new raise, the level above ``threshold - margin``."""
+    floor = threshold_w - p.margin_w
+    top = max(floor, paid_w)
     night = [is_night(s.start, tz, p) for s in slots]
 
     def energy(level: float, which: bool | None = None) -> float:
@@ -239,6 +252,8 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
     raise_w = 0.0
     if need_wh <= 0:
         pass
+    elif asap and energy(top) >= need_wh:
+        levels = {True: top, False: top}
     elif energy(top, True) >= need_wh:
         levels[True] = _least(lambda x: energy(x, True), need_wh, top, p.raise_step_w)
     elif energy(top) >= need_wh:
@@ -246,10 +261,13 @@ def plan(now: float, slots: list[Slot], need_wh: float, threshold_w: float, ch: 
         levels = {True: top, False: _least(lambda x: energy(x, False), rest, top, p.raise_step_w)}
     elif allow_raise:
         goal = min(need_wh, energy(hi) - 1.0)
-        raise_w = _least(lambda r: energy(top + r), goal, hi, p.raise_step_w)
-        levels = {True: top + raise_w, False: top + raise_w}
+        r = _least(lambda r: energy(top + r), goal, hi, p.raise_step_w)
+        levels = {True: top + r, False: top + r}
     else:
         levels = {True: top, False: top}
+    level = max(levels.values())
+    if need_wh > 0 and level > top:  # a new raise (under ``top``: paid already, none)
+        raise_w = round(level - floor, 1)
     out = tuple(Slot(s.start, s.seconds, round(s.base_w, 1),
                      round(ch.cap(levels[n] - s.base_w), 1) if s.seconds > 0 else 0.0)
                 for s, n in zip(slots, night, strict=True))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,6 +62,11 @@ class EvState:
     pv: Hysteresis = field(default_factory=Hysteresis)
     grid: Hysteresis = field(default_factory=Hysteresis)
     announced_raise_w: float = 0.0
+    paid_w: float = 0.0  # the threshold a raise of this charge announced (ev.plan's paid_w)
+    accept_w: float | None = None  # the most the car takes now (its taper)
+    short_since: float | None = None  # since when it draws less than it was told
+    accept_at_wh: float = 0.0  # the session's energy then (less: a new charge)
+    short_told_w: float = 0.0  # what it was told meanwhile (a new command starts it over)
     end_pause_q: int | None = None  # paused by the end of this quarter: the next starts at once
     rendered: tuple[Plan, list[dict[str, Any]]] | None = None  # the plan as control shows it
 
@@ -75,7 +81,7 @@ class EvState:
             "plan_key": list(self.plan_key) if self.plan_key is not None else None,
             "current_a": self.current_a, "phases": self.phases,
             "pv_charging": self.pv.charging, "grid_charging": self.grid.charging,
-            "announced_raise_w": self.announced_raise_w,
+            "announced_raise_w": self.announced_raise_w, "paid_w": self.paid_w,
         }
 
     @classmethod
@@ -95,6 +101,7 @@ class EvState:
         st.pv.charging = bool(d.get("pv_charging", False))
         st.grid.charging = bool(d.get("grid_charging", False))
         st.announced_raise_w = float(d.get("announced_raise_w", 0.0))
+        st.paid_w = float(d.get("paid_w", 0.0))
         return st
 
 
@@ -130,6 +137,14 @@ def iso(t: float, tz: ZoneInfo) -> str:
 
 def hhmm(t: float, tz: ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(t, tz).strftime("%H:%M")
+
+
+def tapered(ch: Charger, accept_w: float) -> Charger:
+    """The charger as a plan may count on it while the car takes at most ``accept_w``: the
+    phases that carry it (one below the 3-phase minimum), whole amps (at least the minimum)."""
+    phases = 3 if ch.phases == 3 and accept_w >= ch.min_w(3) else 1
+    amps = math.floor(accept_w / (ch.voltage_v * phases) + 1e-9)
+    return replace(ch, max_a=max(ch.min_a, min(ch.max_a, amps)), phases=phases)
 
 
 class EvMode:
@@ -169,6 +184,8 @@ class EvMode:
         quarter afresh: a raise that was used is the month peak (the threshold) by then."""
         target, need = self._need(cfg, inp.state)
         ch = charger_of(cfg, self.p)
+        if st.accept_w is not None:  # the car tapers: it takes this much at most
+            ch = tapered(ch, st.accept_w)
         threshold = inp.threshold_w if inp.threshold_w is not None else 2500.0
         dep = next_departure(inp.wall, cfg.departure, self.tz) if cfg.departure else None
         until = dep if dep is not None else int(inp.wall) + 86400
@@ -179,9 +196,15 @@ class EvMode:
             slots = [s if is_night(s.start, self.tz, self.p) else Slot(s.start, 0.0, s.base_w)
                      for s in slots]
         extra = (need * self.p.reserve + self.p.reserve_wh) if target is not None and need > 0 else 0
+        # the month peak this charge's raise set costs nothing more: the quarters may go up to
+        # it (less the real-time margin) without a new raise
+        paid = min(st.paid_w, threshold) - self.p.quarter_margin_w if st.paid_w else 0.0
         pl = plan(inp.wall, slots, need + extra, threshold, ch, self.p, self.tz,
-                  allow_raise=dep is not None and target is not None, departure=dep)
+                  allow_raise=dep is not None and target is not None, departure=dep,
+                  paid_w=paid, asap=dep is not None and dep - inp.wall <= self.p.topup_s)
         st.plan = replace(pl, need_wh=need)
+        if pl.raise_w > 0:  # the threshold announced
+            st.paid_w = max(st.paid_w, threshold + pl.raise_w)
         st.plan_quarter = int(inp.wall) // QUARTER_S
         self.dirty = self.plan_dirty = True
         events = []
@@ -213,11 +236,13 @@ class EvMode:
         if connected is False:
             if st.plan is not None:
                 self.dirty = self.plan_dirty = True
-            st.plan, st.plan_key, st.announced_raise_w = None, None, 0.0
+            st.plan, st.plan_key, st.announced_raise_w, st.paid_w = None, None, 0.0, 0.0
+            st.accept_w = st.short_since = None
             st.pv.stop()
             st.grid.stop()
             return self._out(st, 0.0, st.phases, ch, "paused: no car plugged in")
         target, need = self._need(cfg, inp.state)
+        self._taper(st, inp, ch)
         key = (cfg.energy_kwh, cfg.departure, cfg.min_current_a, cfg.max_current_a, cfg.phases)
         events: list[str] = []
         if st.plan is None or st.plan_key != key or st.plan_quarter != int(inp.wall) // QUARTER_S:
@@ -238,11 +263,32 @@ class EvMode:
                f"PV surplus {fmt_w(surplus)}")
         if pv_left > 0 and plan_w <= 0:
             why += (f" (PV {'start' if not pv_on else 'stop'} in {pv_left:.0f} s)")
-        return self._capped(cfg, st, ch, inp, want, why, events)
+        next_w = max(st.plan.power_at(inp.wall + QUARTER_S - inp.wall % QUARTER_S), pv_w)
+        return self._capped(cfg, st, ch, inp, want, why, events, next_w)
+
+    def _taper(self, st: EvState, inp: EvInputs, ch: Charger) -> None:
+        """A car near full takes less than it is told (the battery's constant-voltage phase):
+        after ``taper_s`` of drawing at least half an amp less than the same command (not a
+        ramp after a new one), what it takes is what the next plans count on (else their last
+        quarters deliver less than planned)."""
+        session = inp.state.get("session_wh")
+        done = float(session) if isinstance(session, (int, float)) else 0.0
+        if st.accept_w is not None and done < st.accept_at_wh - 1.0:  # another charge
+            st.accept_w = None
+        told_w = st.current_a * ch.voltage_v * st.phases
+        if (st.current_a <= 0 or inp.draw_w <= 0  # nothing: a pause (or no report), no taper
+                or inp.draw_w >= told_w - ch.voltage_v * st.phases / 2):
+            st.short_since = None
+            return
+        if st.short_since is None or told_w != st.short_told_w:  # a new command: it ramps
+            st.short_since, st.short_told_w = inp.now, told_w
+        if inp.now - st.short_since >= self.p.taper_s:
+            st.accept_w, st.accept_at_wh = inp.draw_w, done
 
     def _capped(self, cfg: OutputConfig, st: EvState, ch: Charger, inp: EvInputs, want: float,
-                why: str, events: list[str]) -> EvOutcome:
-        """The headroom rule on top of what the plan or the PV want."""
+                why: str, events: list[str], next_w: float) -> EvOutcome:
+        """The headroom rule on top of what the plan or the PV want; ``next_w``: what the next
+        quarter wants (its plan, or the PV), the most in the quarter's last seconds."""
         allowed = None
         if inp.head_w is not None:
             left = max(QUARTER_S - inp.wall % QUARTER_S, 1.0)
@@ -255,14 +301,25 @@ class EvMode:
             allowed = inp.draw_w + head
         power = want if allowed is None else min(want, allowed)
         capped = allowed is not None and allowed < want
-        room = ch.cap(power)
         starting = st.current_a <= 0
+        left = QUARTER_S - inp.wall % QUARTER_S
+        if left <= self.p.quarter_end_s:  # what is sent now shows in the next quarter
+            if starting:
+                return self._out(st, 0.0, st.phases, ch, f"paused: {why}; the quarter ends "
+                                 f"in {left:.0f} s, next quarter {fmt_w(next_w)}", events)
+            now_w = st.current_a * ch.voltage_v * st.phases
+            if min(now_w, next_w) < power:
+                why += f"; the quarter ends in {left:.0f} s, next quarter {fmt_w(next_w)}"
+                power, capped = max(min(now_w, next_w), 0.0), True
+        room = ch.cap(power)
         quarter = int(inp.wall) // QUARTER_S
         delay = self.p.enable_delay_s if starting and not st.pv.charging else 0.0
         if st.end_pause_q is not None and st.end_pause_q != quarter:
             delay = 0.0  # only the end of the last quarter paused it: a new quarter, at once
         on, wait = st.grid.step(inp.now, room if want > 0 else 0.0, ch.min_w(1), delay, 0.0)
-        if not starting and not on:  # a pause: in the last 3 minutes of a quarter it is its end
+        if want <= 0:  # the plan pauses it, not the household: its next quarter starts at once
+            st.end_pause_q = quarter
+        elif not starting and not on:  # a pause in the last 3 minutes of a quarter: its end
             late = QUARTER_S - inp.wall % QUARTER_S <= 180
             st.end_pause_q = quarter if late and capped else None
         elif on:
