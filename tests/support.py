@@ -32,6 +32,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the Prometheus samples called ``name`` whose labels include ``labels`` (0 if none)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
 def wait_for(pred: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -104,17 +104,11 @@ class ReaderProc:
         """Sum of the samples ``name`` whose labels include ``labels`` (0 if none)."""
         import urllib.request
 
-        from prometheus_client.parser import text_string_to_metric_families
+        from support import metric_sum
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
                                     timeout=3) as r:
-            text = r.read().decode()
-        total = 0.0
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    total += s.value
-        return total
+            return metric_sum(r.read().decode(), name, **labels)
 
     def wait(self, timeout_s: float = 30.0) -> int:
         """The exit status, once the process ended by itself (end of its input)."""

@@ -11,9 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from support import Mosquitto, Subscriber, free_port, wait_for
+from support import Mosquitto, Subscriber, free_port, metric_sum, wait_for
 
 BIN = Path(sys.executable).parent
 STARTED: list[Proc] = []  # every process a test started; conftest stops them after it
@@ -119,15 +117,6 @@ class Proc:
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples called ``name`` whose labels include ``labels`` (0 if none)."""
         return metric_sum(self.metrics_text(), name, **labels)
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def last_json(sub: Subscriber, topic: str) -> Any:
