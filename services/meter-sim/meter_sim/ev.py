@@ -33,7 +33,7 @@ from typing import Any
 from p1common import CONTRACT_VERSION
 
 from .clock import TZ
-from .loads import CommandError
+from .loads import CommandError, StateOutbox
 
 
 def _hhmm(text: str, where: str) -> time:
@@ -108,20 +108,19 @@ def session_of(cfg: EvConfig, seed: int, day: date) -> Session | None:
                    round(need_kwh * 1000.0, 1))
 
 
-class EvCharger:
+class EvCharger(StateOutbox):
     """The charger and the car: ``check``/``command``/``step``/``drain`` like a controllable load."""
 
     def __init__(self, cfg: EvConfig, seed: int, iso: Callable[[int], str]) -> None:
+        super().__init__()
         self.cfg = cfg
         self.seed = seed
         self.iso = iso
         self.limit_a = 0.0  # the limit applied (after the delay)
         self.use_phases = cfg.phases
         self.current_a = 0.0  # what the car draws per phase (ramps to the limit)
-        self.seq: int | None = None
         self.last_set_s: float | None = None
         self.pending: list[tuple[float, float, int, int | None]] = []  # (at, A, phases, seq)
-        self.outbox: list[dict[str, Any]] = []
         self.session: Session | None = None
         self.session_wh = 0.0
         self.power_w = 0.0
@@ -249,16 +248,7 @@ class EvCharger:
             "power_w": self.power_w, "connected": self.connected,
             "charging": self.power_w > 0, "session_wh": round(self.session_wh, 1),
         }
-        if self.seq is not None:
-            state["seq"] = self.seq
-        self.outbox.append(state)
-
-    def initial_state(self, now: int) -> None:
-        self._report(now)
-
-    def drain(self) -> list[dict[str, Any]]:
-        out, self.outbox = self.outbox, []
-        return out
+        self._queue(state)
 
     @property
     def phase(self) -> int:

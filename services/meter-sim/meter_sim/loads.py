@@ -61,15 +61,38 @@ DEFAULT_LOADS = (
 )
 
 
-class ControllableLoad:
+class StateOutbox:
+    """The ``state`` payloads a simulated device queues for the wiring module to publish."""
+
+    def __init__(self) -> None:
+        self.seq: int | None = None  # of the last set applied
+        self.outbox: list[dict[str, Any]] = []
+
+    def _report(self, now: int) -> None:
+        raise NotImplementedError
+
+    def _queue(self, state: dict[str, Any]) -> None:
+        if self.seq is not None:
+            state["seq"] = self.seq
+        self.outbox.append(state)
+
+    def initial_state(self, now: int) -> None:
+        """Queue the state at start (off), so consumers know the device exists."""
+        self._report(now)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+
+class ControllableLoad(StateOutbox):
     def __init__(self, cfg: LoadConfig, iso: Callable[[int], str]) -> None:
+        super().__init__()
         self.cfg = cfg
         self.iso = iso
         self.level = 0.0  # 0..1 of rated power as commanded (relay: 0 or 1)
-        self.seq: int | None = None
         self.last_set_s: float | None = None
         self.pending: list[tuple[float, float, int | None]] = []  # (apply_at, level, seq)
-        self.outbox: list[dict[str, Any]] = []
         self.temp_c = cfg.temp_c
         self.heating = cfg.tank_l <= 0 or cfg.temp_c < cfg.setpoint_c
         self.power_w = 0.0
@@ -166,14 +189,4 @@ class ControllableLoad:
         else:
             state["pct"] = round(self.level * 100, 1)
         state["override"] = False
-        if self.seq is not None:
-            state["seq"] = self.seq
-        self.outbox.append(state)
-
-    def initial_state(self, now: int) -> None:
-        """Queue the state at start (off), so consumers know the device exists."""
-        self._report(now)
-
-    def drain(self) -> list[dict[str, Any]]:
-        out, self.outbox = self.outbox, []
-        return out
+        self._queue(state)
