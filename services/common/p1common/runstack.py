@@ -57,12 +57,21 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_HANDED_OUT: set[int] = set()  # ports picked for this stack: a closed probe socket's port
+# may come back from the next bind to port 0, and two services would then race for it
+
+
 def pick_port(preferred: int) -> int:
-    if port_free(preferred):
+    if preferred not in _HANDED_OUT and port_free(preferred):
+        _HANDED_OUT.add(preferred)
         return preferred
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def has_module(name: str) -> bool:
